@@ -1,1 +1,44 @@
+//! eventsub-bridge: Twitch EventSub webhooks to live WebSocket and SSE
+//! channels.
+//!
+//! # Module map
+//! - `cli`, `config`: command line and environment → validated `Settings`.
+//! - `startup`, `state`: the `Application` (route table, bind, run) and the
+//!   shared `AppState`.
+//! - `domain`: `ChannelName`, `MessageId`, `MessageDraft` / `Envelope`, `User`.
+//! - `twitch`: webhook `signature` rules, body `envelope` types, `translate`
+//!   (event → sentence + routing), `samples` for `trigger`, the broadcaster
+//!   `registry`.
+//! - `webhook`: SPEC §4's seven steps, and legacy WebSub.
+//! - `broker`: `Broker` {Memory} with publish / subscribe-with-replay /
+//!   history / claims; `hub` is the local fan-out both variants share.
+//! - `ws`: the `/ws` protocol and connection loop; `sse`: the SSE stream.
+//! - `auth`: server-side sessions; `routes`: thin handlers; `error`: the one
+//!   `ResponseError`; `metrics`, `telemetry`; `client`: the CLI's requests.
+//!
+//! # Data flow
+//! Twitch `POST /api/callback` → `routes::callback` reads ≤ 1 MiB →
+//! `webhook::handle_eventsub` verifies signature and timestamp, claims the
+//! message id, parses the body → `twitch::translate` gives the sentence and
+//! the channels → `Broker::publish` assigns the id, retains the message,
+//! serializes it once into an `Envelope` → `hub` `try_send`s the envelope to
+//! each subscribed connection's bounded queue → `ws::session` writes the
+//! pre-built frame (or `sse` the pre-built record) → the viewer. Only after
+//! the publish succeeded does Twitch get its 2xx.
 
+pub mod auth;
+pub mod broker;
+pub mod cli;
+pub mod client;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod routes;
+pub mod sse;
+pub mod startup;
+pub mod state;
+pub mod telemetry;
+pub mod twitch;
+pub mod webhook;
+pub mod ws;

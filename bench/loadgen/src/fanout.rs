@@ -1,0 +1,457 @@
+//! `fanout`: N subscribed viewers, M published messages, end-to-end latency.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+use clap::Args;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::common::{
+    Dialer, Errors, Target, cpu_seconds, fmt_latency, http_client, latency_summary, now_ns,
+    raise_nofile, round2, sign_in_many,
+};
+use crate::viewers::Fleet;
+
+#[derive(Args, Debug, Clone)]
+pub struct FanoutArgs {
+    /// Server base URL.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    /// Number of subscribed viewers.
+    #[arg(long, default_value_t = 1000)]
+    pub viewers: usize,
+    /// Number of messages to publish.
+    #[arg(long, default_value_t = 200)]
+    pub messages: usize,
+    /// Approximate size of each publish request body in bytes (padded with `pad`).
+    #[arg(long, default_value_t = 256)]
+    pub bytes: usize,
+    /// Messages per second; 0 publishes flat out.
+    #[arg(long, default_value_t = 50.0)]
+    pub rate: f64,
+    /// Bearer token for POST /api/publish (the server's PUBLISH_TOKEN).
+    #[arg(long, env = "PUBLISH_TOKEN")]
+    pub publish_token: String,
+    /// Channel every viewer subscribes to and every message goes to.
+    #[arg(long, default_value = "benchchannel")]
+    pub channel: String,
+    /// Concurrent publishers (HTTP connections) when flat out; the in-flight cap when paced.
+    #[arg(long, default_value_t = 4)]
+    pub publishers: usize,
+    /// Viewers sharing one signed-in user (one sign-in per this many viewers).
+    #[arg(long, default_value_t = 100)]
+    pub viewers_per_user: usize,
+    /// Viewer connections opened at once.
+    #[arg(long, default_value_t = 200)]
+    pub connect_concurrency: usize,
+    /// Loopback source addresses to spread viewers over (0: one per 1000 viewers).
+    #[arg(long, default_value_t = 0)]
+    pub sources: usize,
+    /// WebSocket read buffer per viewer, bytes.
+    #[arg(long, default_value_t = 16 * 1024)]
+    pub read_buffer: usize,
+    /// Seconds to wait for deliveries after the last publish answered.
+    #[arg(long, default_value_t = 10.0)]
+    pub drain_timeout: f64,
+    /// Seconds allowed for all viewers to connect and subscribe.
+    #[arg(long, default_value_t = 180.0)]
+    pub connect_timeout: f64,
+    /// Server PID: reports the server CPU time used between first publish and drain.
+    #[arg(long)]
+    pub pid: Option<u32>,
+}
+
+struct PublishOutcome {
+    accepted: Vec<bool>,
+    statuses: BTreeMap<u16, u64>,
+    errors: Errors,
+    latencies: Vec<u64>,
+    first_ns: u64,
+    secs: f64,
+}
+
+pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
+    let nofile = raise_nofile();
+    if a.viewers == 0 {
+        bail!("--viewers must be at least 1");
+    }
+    let target = Target::resolve(&a.url).await?;
+    let client = http_client(a.publishers.max(8))?;
+    let dialer = Dialer::new(target.clone(), a.viewers, a.sources, a.read_buffer);
+    println!(
+        "fanout: {} viewers x {} messages of ~{} B at {} on channel {} ({} source address(es), nofile {nofile})",
+        a.viewers,
+        a.messages,
+        a.bytes,
+        if a.rate > 0.0 {
+            format!("{}/s", a.rate)
+        } else {
+            "flat out".to_string()
+        },
+        a.channel,
+        dialer.source_count()
+    );
+
+    let users = a.viewers.div_ceil(a.viewers_per_user.max(1));
+    let (cookies, signin_errors) = sign_in_many(&client, &target.base, "viewer", users).await;
+    println!("signed in {} of {users} users", cookies.len());
+    signin_errors.print("sign-in error");
+    if cookies.is_empty() {
+        bail!("no user could sign in (is the server in local mode?)");
+    }
+
+    let mut fleet = Fleet::spawn(
+        &dialer,
+        Arc::new(cookies),
+        &a.channel,
+        a.viewers,
+        a.messages,
+        a.connect_concurrency,
+    );
+    let ready = fleet
+        .wait_ready(Duration::from_secs_f64(a.connect_timeout))
+        .await;
+    println!(
+        "subscribed {} of {} viewers in {:.2} s ({} failed)",
+        ready.connected, a.viewers, ready.secs, ready.failed
+    );
+    ready.errors.print("connect error");
+    if ready.connected == 0 {
+        let _ = fleet.finish().await;
+        bail!("no viewer could connect and subscribe");
+    }
+
+    let cpu_before = a.pid.and_then(cpu_seconds);
+    let publish = publish_all(&a, &client, &target).await;
+    let publish_end = Instant::now();
+    let accepted_count = publish.accepted.iter().filter(|x| **x).count() as u64;
+    println!(
+        "published {} messages in {:.3} s: {} accepted, statuses {:?}",
+        a.messages, publish.secs, accepted_count, publish.statuses
+    );
+    publish.errors.print("publish error");
+
+    // Drain: until every connected viewer has every accepted message or has gone away.
+    let target_total = ready.connected * accepted_count;
+    let drain_deadline = publish_end + Duration::from_secs_f64(a.drain_timeout);
+    let progress = fleet.progress.clone();
+    let mut drained = true;
+    loop {
+        let have =
+            progress.unique.load(Ordering::Relaxed) + progress.given_up.load(Ordering::Relaxed);
+        if have >= target_total {
+            break;
+        }
+        if Instant::now() >= drain_deadline {
+            drained = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let drain_secs = publish_end.elapsed().as_secs_f64();
+    let cpu_after = a.pid.and_then(cpu_seconds);
+    let still_open = progress.open.load(Ordering::Relaxed);
+
+    let (outs, task_errors) = fleet.finish().await;
+    task_errors.print("viewer task error");
+
+    // Aggregate.
+    let mut lat = Vec::with_capacity((target_total as usize).min(50_000_000));
+    let mut received_unique = 0u64;
+    let mut received_accepted = 0u64;
+    let mut dups = 0u64;
+    let mut out_of_range = 0u64;
+    let mut unparsed = 0u64;
+    let mut other_frames = 0u64;
+    let mut server_errors = 0u64;
+    let mut bench_frames = 0u64;
+    let mut bench_bytes = 0u64;
+    let mut last_recv_ns = 0u64;
+    let mut ends: BTreeMap<String, u64> = BTreeMap::new();
+    let mut closed_early = 0u64;
+    let mut viewers_with_loss = 0u64;
+    let mut viewers_with_dups = 0u64;
+    let mut expected = 0u64;
+    for o in &outs {
+        if matches!(o.end, crate::viewers::End::NotConnected) {
+            continue;
+        }
+        *ends.entry(o.end.label()).or_insert(0) += 1;
+        if o.end.early() {
+            closed_early += 1;
+        }
+        expected += accepted_count;
+        let got: u64 = publish
+            .accepted
+            .iter()
+            .enumerate()
+            .filter(|(i, acc)| **acc && o.has(*i))
+            .count() as u64;
+        received_accepted += got;
+        if got < accepted_count {
+            viewers_with_loss += 1;
+        }
+        if o.dups > 0 {
+            viewers_with_dups += 1;
+        }
+        received_unique += o.unique;
+        dups += o.dups;
+        out_of_range += o.out_of_range;
+        unparsed += o.unparsed;
+        other_frames += o.other_frames;
+        server_errors += o.server_errors;
+        bench_frames += o.bench_frames;
+        bench_bytes += o.bench_bytes;
+        last_recv_ns = last_recv_ns.max(o.last_recv_ns);
+        lat.extend_from_slice(&o.latencies);
+    }
+    let lost = expected.saturating_sub(received_accepted);
+    let unexpected = received_unique - received_accepted;
+    let span_secs = if last_recv_ns > publish.first_ns {
+        (last_recv_ns - publish.first_ns) as f64 / 1e9
+    } else {
+        0.0
+    };
+    let deliveries_per_sec = if span_secs > 0.0 {
+        received_unique as f64 / span_secs
+    } else {
+        0.0
+    };
+    let latency = latency_summary(&lat);
+    let publish_latency = latency_summary(&publish.latencies);
+    let server_cpu = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+    let cpu_us_per_delivery = server_cpu
+        .filter(|_| received_unique > 0)
+        .map(|c| c * 1e6 / received_unique as f64);
+
+    println!(
+        "deliveries: {received_unique} distinct in {span_secs:.3} s = {:.0}/s (first publish -> last delivery)",
+        deliveries_per_sec
+    );
+    println!(
+        "latency (publish call start -> receipt): {}",
+        fmt_latency(&latency)
+    );
+    println!("publish call latency: {}", fmt_latency(&publish_latency));
+    println!(
+        "expected {expected}, received {received_accepted}, lost {lost} ({viewers_with_loss} viewers), duplicated {dups} ({viewers_with_dups} viewers), unexpected {unexpected}, out of range {out_of_range}, unparsed {unparsed}"
+    );
+    println!(
+        "viewers closed early: {closed_early}; endings {ends:?}; still open at drain end: {still_open}; drained: {drained} after {drain_secs:.3} s"
+    );
+    if bench_frames > 0 {
+        println!(
+            "average event frame: {} B; other frames: {other_frames}; server error frames: {server_errors}",
+            bench_bytes / bench_frames
+        );
+    }
+    if let (Some(c), Some(per)) = (server_cpu, cpu_us_per_delivery) {
+        println!("server CPU during publish+drain: {c:.2} s = {per:.3} us per delivery");
+    }
+
+    let ok = lost == 0 && dups == 0 && closed_early == 0 && ready.failed == 0;
+    Ok(json!({
+        "mode": "fanout",
+        "ok": ok,
+        "viewers": a.viewers,
+        "messages": a.messages,
+        "bytes": a.bytes,
+        "rate": a.rate,
+        "channel": a.channel,
+        "sources": dialer.source_count(),
+        "signin_errors": signin_errors.total(),
+        "viewers_connected": ready.connected,
+        "viewers_failed": ready.failed,
+        "connect_secs": round2(ready.secs),
+        "connect_errors": ready.errors.to_json(),
+        "published": a.messages,
+        "publish_accepted": accepted_count,
+        "publish_statuses": publish.statuses.iter().map(|(k, v)| (k.to_string(), json!(v))).collect::<serde_json::Map<_, _>>(),
+        "publish_errors": publish.errors.to_json(),
+        "publish_secs": publish.secs,
+        "publish_latency_ms": publish_latency,
+        "expected": expected,
+        "received": received_accepted,
+        "received_unique": received_unique,
+        "lost": lost,
+        "viewers_with_loss": viewers_with_loss,
+        "duplicated": dups,
+        "viewers_with_dups": viewers_with_dups,
+        "unexpected": unexpected,
+        "out_of_range": out_of_range,
+        "unparsed": unparsed,
+        "closed_early": closed_early,
+        "endings": ends,
+        "drained": drained,
+        "drain_secs": drain_secs,
+        "span_secs": span_secs,
+        "deliveries_per_sec": deliveries_per_sec.round(),
+        "latency_ms": latency,
+        "avg_frame_bytes": if bench_frames > 0 { bench_bytes / bench_frames } else { 0 },
+        "other_frames": other_frames,
+        "server_error_frames": server_errors,
+        "server_cpu_secs": server_cpu,
+        "server_cpu_us_per_delivery": cpu_us_per_delivery,
+        "task_errors": task_errors.to_json(),
+    }))
+}
+
+/// The JSON body of message `seq`, padded so that the body is about `bytes` long.
+fn body(channel: &str, seq: usize, sent_ns: u64, bytes: usize, pad: &str) -> String {
+    // {"channel":"C","type":"bench","data":{"seq":S,"sent_ns":N,"pad":""}}
+    let fixed = 65 + channel.len() + digits(seq as u64) + digits(sent_ns);
+    let n = bytes.saturating_sub(fixed).min(pad.len());
+    format!(
+        r#"{{"channel":"{channel}","type":"bench","data":{{"seq":{seq},"sent_ns":{sent_ns},"pad":"{}"}}}}"#,
+        &pad[..n]
+    )
+}
+
+fn digits(mut n: u64) -> usize {
+    let mut d = 1;
+    while n >= 10 {
+        n /= 10;
+        d += 1;
+    }
+    d
+}
+
+struct Shared {
+    url: String,
+    bearer: String,
+    channel: String,
+    bytes: usize,
+    pad: String,
+}
+
+enum One {
+    Status(u16, u64),
+    Error(String, u64),
+}
+
+async fn publish_one(client: &reqwest::Client, s: &Shared, seq: usize) -> One {
+    let sent = now_ns();
+    let start = Instant::now();
+    let b = body(&s.channel, seq, sent, s.bytes, &s.pad);
+    let r = client
+        .post(&s.url)
+        .header(AUTHORIZATION, &s.bearer)
+        .header(CONTENT_TYPE, "application/json")
+        .body(b)
+        .send()
+        .await;
+    match r {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let _ = resp.bytes().await;
+            One::Status(status, start.elapsed().as_nanos() as u64)
+        }
+        Err(e) => One::Error(format!("{e:#}"), start.elapsed().as_nanos() as u64),
+    }
+}
+
+async fn publish_all(a: &FanoutArgs, client: &reqwest::Client, target: &Target) -> PublishOutcome {
+    let shared = Arc::new(Shared {
+        url: format!("{}/api/publish", target.base),
+        bearer: format!("Bearer {}", a.publish_token),
+        channel: a.channel.clone(),
+        bytes: a.bytes,
+        pad: "x".repeat(a.bytes),
+    });
+    let m = a.messages;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(usize, One)>();
+    let start = Instant::now();
+    let first_ns = now_ns();
+    if a.rate > 0.0 {
+        // Paced: message i is started at start + i / rate, each in its own task, with at
+        // most `publishers` in flight.
+        let sem = Arc::new(Semaphore::new(a.publishers.max(1) * 4));
+        let t0 = tokio::time::Instant::now();
+        for seq in 0..m {
+            let at = t0 + Duration::from_secs_f64(seq as f64 / a.rate);
+            tokio::time::sleep_until(at).await;
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
+            let client = client.clone();
+            let shared = shared.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let r = publish_one(&client, &shared, seq).await;
+                let _ = tx.send((seq, r));
+                drop(permit);
+            });
+        }
+    } else {
+        let next = Arc::new(AtomicUsize::new(0));
+        for _ in 0..a.publishers.max(1) {
+            let client = client.clone();
+            let shared = shared.clone();
+            let tx = tx.clone();
+            let next = next.clone();
+            tokio::spawn(async move {
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= m {
+                        break;
+                    }
+                    let r = publish_one(&client, &shared, seq).await;
+                    let _ = tx.send((seq, r));
+                }
+            });
+        }
+    }
+    drop(tx);
+    let mut out = PublishOutcome {
+        accepted: vec![false; m],
+        statuses: BTreeMap::new(),
+        errors: Errors::default(),
+        latencies: Vec::with_capacity(m),
+        first_ns,
+        secs: 0.0,
+    };
+    while let Some((seq, r)) = rx.recv().await {
+        match r {
+            One::Status(status, ns) => {
+                *out.statuses.entry(status).or_insert(0) += 1;
+                out.latencies.push(ns);
+                if (200..300).contains(&status) {
+                    out.accepted[seq] = true;
+                }
+            }
+            One::Error(e, ns) => {
+                out.latencies.push(ns);
+                out.errors.add(e);
+            }
+        }
+    }
+    out.secs = start.elapsed().as_secs_f64();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_is_padded_to_size() {
+        let pad = "x".repeat(1000);
+        for seq in [0usize, 9, 10, 999, 123_456] {
+            let b = body("benchchannel", seq, 1_763_884_800_000_000_000, 256, &pad);
+            assert_eq!(b.len(), 256, "{b}");
+            let v: serde_json::Value = serde_json::from_str(&b).unwrap();
+            assert_eq!(v["data"]["seq"], seq);
+        }
+        // Too small to pad: no pad at all, still valid.
+        let b = body("c", 1, 5, 10, &pad);
+        assert!(serde_json::from_str::<serde_json::Value>(&b).is_ok());
+    }
+}

@@ -1,0 +1,58 @@
+//! Load generator for eventsub-bridge: `fanout`, `ingest` and `idle` modes.
+//!
+//! Every run prints human-readable lines and ends with one `RESULT {json}` line that
+//! bench/run.sh parses.
+#![recursion_limit = "256"]
+
+mod common;
+mod fanout;
+mod idle;
+mod ingest;
+mod viewers;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "loadgen",
+    about = "Benchmark load generator for eventsub-bridge"
+)]
+struct Cli {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// N viewers subscribe to one channel; M messages are published; latency and loss.
+    Fanout(fanout::FanoutArgs),
+    /// N signed EventSub notifications to /api/callback at concurrency C.
+    Ingest(ingest::IngestArgs),
+    /// N subscribed viewers held S seconds; the server's RSS per connection.
+    Idle(idle::IdleArgs),
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let (mode, result) = match cli.mode {
+        Mode::Fanout(a) => ("fanout", fanout::run(a).await),
+        Mode::Ingest(a) => ("ingest", ingest::run(a).await),
+        Mode::Idle(a) => ("idle", idle::run(a).await),
+    };
+    match result {
+        Ok(v) => {
+            common::print_result(&v);
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("loadgen {mode}: {e:#}");
+            common::print_result(&serde_json::json!({
+                "mode": mode,
+                "ok": false,
+                "error": format!("{e:#}"),
+            }));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The in-memory broker (the default): history and fan-out live in the
+//! `Hub`, ids come from the channel's last id and the clock, and webhook ids
+//! and idempotency keys live in a bounded `DedupeStore`.
+
+use std::time::Duration;
+
+use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
+use crate::metrics::Metrics;
+
+use super::dedupe::{Claim, DedupeStore};
+use super::hub::{ConnId, Hub, Subscriber};
+use super::{BrokerError, Replay, now_ms, replay_after};
+
+/// One process's broker.
+#[derive(Debug)]
+pub struct MemoryBroker {
+    hub: Hub,
+    claims: DedupeStore,
+    /// Messages kept per channel: exactly this many (SPEC §7.4).
+    history_len: usize,
+    metrics: Metrics,
+}
+
+impl MemoryBroker {
+    /// A broker keeping `history_len` messages per channel and at most
+    /// `claim_capacity` dedupe keys.
+    pub fn new(history_len: usize, claim_capacity: usize, metrics: Metrics) -> Self {
+        Self {
+            hub: Hub::default(),
+            claims: DedupeStore::new(claim_capacity),
+            history_len,
+            metrics,
+        }
+    }
+
+    /// Assigns the next id, retains and fans out. Never fails in memory.
+    pub fn publish(&self, draft: &MessageDraft) -> Result<Envelope, BrokerError> {
+        let state = self.hub.channel(&draft.channel);
+        let mut st = state.lock();
+        let id = st.last_id.unwrap_or(MessageId::ZERO).next(now_ms());
+        let env = Envelope::new(id, draft).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        st.last_id = Some(id);
+        st.history.push_back(env.clone());
+        while st.history.len() > self.history_len {
+            st.history.pop_front();
+        }
+        self.metrics.messages_published.inc();
+        st.deliver(&env, &self.metrics);
+        Ok(env)
+    }
+
+    /// Replays after `since` and registers `sub`, atomically, so nothing
+    /// falls between the two.
+    pub fn subscribe(
+        &self,
+        channel: &ChannelName,
+        since: Option<MessageId>,
+        sub: Subscriber,
+    ) -> Replay {
+        let state = self.hub.channel(channel);
+        let mut st = state.lock();
+        let replay = match since {
+            None => Replay::default(),
+            Some(since) => replay_after(st.history.iter().cloned(), since, usize::MAX),
+        };
+        st.add(sub, &self.metrics);
+        replay
+    }
+
+    /// Removes a viewer from a channel.
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: ConnId) {
+        // History lives in the channel state, so it stays even when empty.
+        self.hub.remove(channel, conn, true, &self.metrics);
+    }
+
+    /// Up to `limit` retained messages after `since` (or the newest), oldest first.
+    pub fn history(
+        &self,
+        channel: &ChannelName,
+        since: Option<MessageId>,
+        limit: usize,
+    ) -> Vec<Envelope> {
+        let Some(state) = self.hub.existing(channel) else {
+            return Vec::new();
+        };
+        let st = state.lock();
+        match since {
+            Some(since) => st
+                .history
+                .iter()
+                .filter(|e| e.id() > since)
+                .take(limit)
+                .cloned()
+                .collect(),
+            None => {
+                let skip = st.history.len().saturating_sub(limit);
+                st.history.iter().skip(skip).cloned().collect()
+            }
+        }
+    }
+
+    /// See [`DedupeStore::claim`].
+    pub fn claim(&self, key: &str, ttl: Duration) -> Claim {
+        self.claims.claim(key, ttl)
+    }
+
+    /// See [`DedupeStore::set_value`].
+    pub fn set_claim_value(&self, key: &str, value: &str) {
+        self.claims.set_value(key, value);
+    }
+
+    /// See [`DedupeStore::release`].
+    pub fn release(&self, key: &str) {
+        self.claims.release(key);
+    }
+}

@@ -1,0 +1,179 @@
+//! The broker: publish, subscribe with replay, history, and "seen before"
+//! claims for webhook ids and idempotency keys. An enum over its two
+//! implementations (memory, Redis) so handlers stay free of `dyn` and one
+//! behaviour suite runs against both.
+
+pub mod dedupe;
+pub mod hub;
+pub mod memory;
+
+use std::time::Duration;
+
+use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
+
+pub use dedupe::Claim;
+pub use hub::{ConnId, Subscriber};
+pub use memory::MemoryBroker;
+
+/// Why the broker could not do what was asked. Never a client's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The backing store cannot be reached.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// A call took longer than its timeout.
+    #[error("broker call timed out")]
+    Timeout,
+    /// Stored data could not be read back.
+    #[error("broker data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// What a subscribe replays before going live.
+#[derive(Debug, Default)]
+pub struct Replay {
+    /// Retained messages after `since`, oldest first.
+    pub messages: Vec<Envelope>,
+    /// True when messages may be missing between `since` and the replay
+    /// (SPEC §5): the `since` message itself is no longer retained.
+    pub gap: bool,
+}
+
+impl Replay {
+    /// The last replayed id: live messages up to it are duplicates.
+    pub fn last_id(&self) -> Option<MessageId> {
+        self.messages.last().map(Envelope::id)
+    }
+}
+
+/// Builds a replay from retained messages (oldest first).
+pub(crate) fn replay_after(
+    retained: impl Iterator<Item = Envelope>,
+    since: MessageId,
+    limit: usize,
+) -> Replay {
+    let mut found = false;
+    let mut messages = Vec::new();
+    for env in retained {
+        if env.id() == since {
+            found = true;
+        } else if env.id() > since && messages.len() < limit {
+            messages.push(env);
+        }
+    }
+    Replay {
+        messages,
+        gap: !found,
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0)
+}
+
+/// The broker this instance uses.
+#[derive(Debug)]
+pub enum Broker {
+    /// One process, in memory.
+    Memory(MemoryBroker),
+}
+
+impl Broker {
+    /// Publishes a message: assigns its id, retains it, fans it out.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the message could not be stored; then nothing was published.
+    #[tracing::instrument(skip_all, fields(channel = %draft.channel, event_type = %draft.event_type))]
+    pub async fn publish(&self, draft: MessageDraft) -> Result<Envelope, BrokerError> {
+        match self {
+            Self::Memory(b) => b.publish(&draft),
+        }
+    }
+
+    /// Registers `sub` on `channel` and returns what to replay after `since`.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when history cannot be read.
+    pub async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        since: Option<MessageId>,
+        sub: Subscriber,
+    ) -> Result<Replay, BrokerError> {
+        match self {
+            Self::Memory(b) => Ok(b.subscribe(channel, since, sub)),
+        }
+    }
+
+    /// Removes a connection from a channel. Not async, so `Drop` guards can call it.
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: ConnId) {
+        match self {
+            Self::Memory(b) => b.unsubscribe(channel, conn),
+        }
+    }
+
+    /// Retained messages (SPEC §7.4).
+    ///
+    /// # Errors
+    /// [`BrokerError`] when history cannot be read.
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        since: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, BrokerError> {
+        match self {
+            Self::Memory(b) => Ok(b.history(channel, since, limit)),
+        }
+    }
+
+    /// Claims `key` in `namespace` for `ttl` (across instances in Redis mode).
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the claim cannot be recorded.
+    pub async fn claim(
+        &self,
+        namespace: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Claim, BrokerError> {
+        match self {
+            Self::Memory(b) => Ok(b.claim(&format!("{namespace}:{key}"), ttl)),
+        }
+    }
+
+    /// Stores the value of a claimed key.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when it cannot be recorded.
+    pub async fn set_claim_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), BrokerError> {
+        let _ = ttl;
+        match self {
+            Self::Memory(b) => {
+                b.set_claim_value(&format!("{namespace}:{key}"), value);
+                Ok(())
+            }
+        }
+    }
+
+    /// Releases a claim so that a retry is processed again.
+    pub async fn release(&self, namespace: &str, key: &str) {
+        match self {
+            Self::Memory(b) => b.release(&format!("{namespace}:{key}")),
+        }
+    }
+
+    /// True while the broker can take messages.
+    pub async fn is_ready(&self) -> bool {
+        match self {
+            Self::Memory(_) => true,
+        }
+    }
+}

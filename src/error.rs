@@ -1,0 +1,168 @@
+//! `ApiError`: the one `ResponseError` of the HTTP layer. Every layer's error
+//! converts into it; this is the only place statuses and error bodies are
+//! chosen (`{"error":"code","message":"…"}`), and where 5xx causes are logged.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::broker::BrokerError;
+use crate::domain::{ChannelNameError, MessageIdError};
+
+/// An HTTP error with a machine code and a human message.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// What was wrong.
+        message: String,
+    },
+    /// 401.
+    #[error("{0}")]
+    Unauthorized(&'static str),
+    /// 403.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// 409.
+    #[error("{0}")]
+    Conflict(&'static str),
+    /// 413.
+    #[error("body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 503, with the cause logged.
+    #[error("service unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// 503 for a capacity limit (nothing to log).
+    #[error("{0}")]
+    AtCapacity(&'static str),
+    /// 502: an upstream (Twitch) answered badly.
+    #[error("upstream error")]
+    BadGateway(#[source] anyhow::Error),
+    /// 500, with the cause logged.
+    #[error("internal error")]
+    Internal(#[source] anyhow::Error),
+}
+
+impl ApiError {
+    /// A 400 with a code.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn code(&self) -> &'static str {
+        match self {
+            Self::BadRequest { code, .. } => code,
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden(_) => "forbidden",
+            Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::Unavailable(_) | Self::AtCapacity(_) => "unavailable",
+            Self::BadGateway(_) => "bad_gateway",
+            Self::Internal(_) => "internal",
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+    message: String,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            Self::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Unavailable(_) | Self::AtCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let status = self.status_code();
+        match self {
+            Self::Unavailable(e) | Self::BadGateway(e) | Self::Internal(e) => {
+                tracing::error!(error = format!("{e:#}"), %status, "request failed");
+            }
+            _ => {}
+        }
+        let mut resp = HttpResponse::build(status);
+        if matches!(self, Self::Unavailable(_) | Self::AtCapacity(_)) {
+            resp.insert_header(("Retry-After", "5"));
+        }
+        resp.json(ErrorBody {
+            error: self.code(),
+            message: self.to_string(),
+        })
+    }
+}
+
+impl From<BrokerError> for ApiError {
+    fn from(e: BrokerError) -> Self {
+        // A broker failure is never the client's fault (STYLE: never a 4xx).
+        Self::Unavailable(e.into())
+    }
+}
+
+impl From<ChannelNameError> for ApiError {
+    fn from(e: ChannelNameError) -> Self {
+        Self::bad_request("invalid_channel", e.to_string())
+    }
+}
+
+impl From<MessageIdError> for ApiError {
+    fn from(e: MessageIdError) -> Self {
+        Self::bad_request("invalid_id", e.to_string())
+    }
+}
+
+/// Maps actix's extractor errors (JSON, query, payload size) to `ApiError`
+/// bodies, so every 4xx has the same shape.
+pub fn json_config(limit: usize) -> actix_web::web::JsonConfig {
+    actix_web::web::JsonConfig::default()
+        .limit(limit)
+        .error_handler(move |err, _| {
+            let api = match &err {
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                    ApiError::PayloadTooLarge(limit)
+                }
+                _ => ApiError::bad_request("invalid_body", err.to_string()),
+            };
+            api.into()
+        })
+}
+
+/// Query-string errors as 400 `invalid_query`.
+pub fn query_config() -> actix_web::web::QueryConfig {
+    actix_web::web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::bad_request("invalid_query", err.to_string()).into())
+}
+
+/// Form errors as 400 `invalid_form`.
+pub fn form_config() -> actix_web::web::FormConfig {
+    actix_web::web::FormConfig::default()
+        .limit(16 * 1024)
+        .error_handler(|err, _| ApiError::bad_request("invalid_form", err.to_string()).into())
+}
+
+/// Raw body errors: 413 past the limit.
+pub fn payload_config(limit: usize) -> actix_web::web::PayloadConfig {
+    actix_web::web::PayloadConfig::new(limit)
+}

@@ -1,0 +1,11 @@
+//! Thin HTTP handlers, one file per resource. Each parses its input into
+//! domain types and returns `Result<_, ApiError>`.
+
+pub mod auth;
+pub mod bearer;
+pub mod callback;
+pub mod channels;
+pub mod health;
+pub mod pages;
+pub mod publish;
+pub mod ws;

@@ -1,0 +1,123 @@
+//! `POST /api/publish`: apps publish to a channel with the bearer token
+//! (SPEC §4), idempotent under `Idempotency-Key`.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use chrono::Utc;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::broker::Claim;
+use crate::domain::{ChannelName, MessageDraft, Source};
+use crate::error::ApiError;
+use crate::routes::bearer::check_bearer;
+use crate::state::AppState;
+
+const IDEMPOTENCY_NAMESPACE: &str = "idem";
+const MAX_TYPE_CHARS: usize = 100;
+const MAX_TEXT_CHARS: usize = 1000;
+
+/// The publish body.
+#[derive(Debug, Deserialize)]
+pub struct PublishBody {
+    channel: String,
+    #[serde(rename = "type")]
+    event_type: String,
+    data: Box<RawValue>,
+    text: Option<String>,
+}
+
+/// `POST /api/publish`.
+#[tracing::instrument(skip_all, fields(channel))]
+pub async fn post_publish(
+    req: HttpRequest,
+    body: web::Json<PublishBody>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let Some(token) = &state.settings.publish_token else {
+        return Err(ApiError::NotFound(
+            "the publish API is off: set PUBLISH_TOKEN",
+        ));
+    };
+    check_bearer(&req, token)?;
+    let body = body.into_inner();
+    let channel = ChannelName::parse(&body.channel)?;
+    tracing::Span::current().record("channel", channel.as_str());
+    let event_type = body.event_type.trim();
+    if event_type.is_empty() || event_type.chars().count() > MAX_TYPE_CHARS {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("type must be 1 to {MAX_TYPE_CHARS} characters"),
+        ));
+    }
+    if body
+        .text
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_TEXT_CHARS)
+    {
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            format!("text must be at most {MAX_TEXT_CHARS} characters"),
+        ));
+    }
+    let idem_key = req
+        .headers()
+        .get("Idempotency-Key")
+        .map(|v| {
+            v.to_str()
+                .ok()
+                .filter(|k| !k.is_empty() && k.len() <= 200)
+                .map(|k| format!("{channel}:{k}"))
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be 1 to 200 visible ASCII characters",
+                    )
+                })
+        })
+        .transpose()?;
+    let window = state.settings.limits.idempotency_window;
+    if let Some(key) = &idem_key {
+        match state
+            .broker
+            .claim(IDEMPOTENCY_NAMESPACE, key, window)
+            .await?
+        {
+            Claim::New => {}
+            Claim::Seen(Some(id)) => {
+                return Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})));
+            }
+            Claim::Seen(None) => {
+                return Err(ApiError::Conflict(
+                    "a publish with this Idempotency-Key is still in progress",
+                ));
+            }
+        }
+    }
+    let draft = MessageDraft {
+        text: body.text.unwrap_or_else(|| event_type.to_owned()),
+        channel,
+        event_type: event_type.to_owned(),
+        version: "1".into(),
+        source: Source::Publish,
+        at: Utc::now(),
+        data: body.data,
+    };
+    match state.broker.publish(draft).await {
+        Ok(env) => {
+            let id = env.id().to_string();
+            if let Some(key) = &idem_key {
+                state
+                    .broker
+                    .set_claim_value(IDEMPOTENCY_NAMESPACE, key, &id, window)
+                    .await?;
+            }
+            Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})))
+        }
+        Err(e) => {
+            if let Some(key) = &idem_key {
+                state.broker.release(IDEMPOTENCY_NAMESPACE, key).await;
+            }
+            Err(e.into())
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! `Application`: builds the state and the route table, binds first (so a
+//! test can read the port back), then runs until stopped.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{PersistentSession, TtlExtensionPolicy};
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::store::{MemorySessions, SessionBackend};
+use crate::broker::{Broker, MemoryBroker};
+use crate::config::Settings;
+use crate::error::{form_config, json_config, query_config};
+use crate::metrics::Metrics;
+use crate::routes;
+use crate::state::AppState;
+
+/// Session cookie name.
+pub const SESSION_COOKIE: &str = "esb_session";
+/// How long a session lives without use.
+const SESSION_TTL_DAYS: i64 = 7;
+
+/// A bound, not yet running server.
+pub struct Application {
+    addr: SocketAddr,
+    server: Server,
+    state: web::Data<AppState>,
+}
+
+/// Why the application could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot bind {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("broker: {0}")]
+    Broker(String),
+}
+
+impl Application {
+    /// Builds everything and binds the listener.
+    ///
+    /// # Errors
+    /// [`StartupError`] when the address cannot be bound or the broker cannot start.
+    pub async fn build(
+        settings: Settings,
+        shutdown: CancellationToken,
+    ) -> Result<Self, StartupError> {
+        let settings = Arc::new(settings);
+        let metrics = Metrics::new();
+        let broker = Arc::new(Broker::Memory(MemoryBroker::new(
+            settings.limits.history_len.get(),
+            settings.limits.dedupe_capacity,
+            metrics.clone(),
+        )));
+        let sessions = SessionBackend::Memory(Arc::new(MemorySessions::default()));
+        let state = web::Data::new(AppState::new(
+            settings.clone(),
+            broker,
+            metrics,
+            shutdown.clone(),
+        ));
+        let key = Key::from(settings.session_key.as_bytes());
+        let secure = settings.is_https();
+        let body_limit = settings.limits.max_body_bytes;
+        let app_state = state.clone();
+        let listener =
+            std::net::TcpListener::bind(settings.bind).map_err(|source| StartupError::Bind {
+                addr: settings.bind,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        let mut server = HttpServer::new(move || {
+            let session = SessionMiddleware::builder(sessions.clone(), key.clone())
+                .cookie_name(SESSION_COOKIE.to_owned())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_secure(secure)
+                .session_lifecycle(
+                    PersistentSession::default()
+                        .session_ttl(actix_web::cookie::time::Duration::days(SESSION_TTL_DAYS))
+                        .session_ttl_extension_policy(TtlExtensionPolicy::OnStateChanges),
+                )
+                .build();
+            App::new()
+                .app_data(app_state.clone())
+                .app_data(json_config(body_limit))
+                .app_data(query_config())
+                .app_data(form_config())
+                .wrap(session)
+                .configure(routes_table)
+        })
+        .shutdown_timeout(5)
+        .listen(listener)
+        .map_err(|source| StartupError::Bind {
+            addr: settings.bind,
+            source,
+        })?;
+        if settings.workers > 0 {
+            server = server.workers(settings.workers);
+        }
+        let server = server.disable_signals().run();
+        Ok(Self {
+            addr,
+            server,
+            state,
+        })
+    }
+
+    /// The bound address (port 0 resolved).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A handle that stops the server.
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The shared state (tests read metrics and the broker through it).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// Serves until `stop` is called on the handle or the shutdown token fires.
+    ///
+    /// # Errors
+    /// The server's I/O error.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let shutdown = self.state.shutdown.clone();
+        let stopper = actix_web::rt::spawn(async move {
+            shutdown.cancelled().await;
+            handle.stop(true).await;
+        });
+        let result = self.server.await;
+        self.state.shutdown.cancel();
+        stopper.abort();
+        result
+    }
+}
+
+/// The route table (SPEC §4).
+pub fn routes_table(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(routes::pages::get_home))
+        .route("/pick", web::get().to(routes::pages::get_pick))
+        .route("/watch/{streamer}", web::get().to(routes::pages::get_watch))
+        .route("/static/style.css", web::get().to(routes::pages::get_style))
+        .route("/static/feed.js", web::get().to(routes::pages::get_feed_js))
+        .route("/auth/local", web::post().to(routes::auth::post_local))
+        .route("/auth/logout", web::post().to(routes::auth::post_logout))
+        .route(
+            "/api/callback",
+            web::post().to(routes::callback::post_callback),
+        )
+        .route(
+            "/api/callback",
+            web::get().to(routes::callback::get_callback),
+        )
+        .route("/ws", web::get().to(routes::ws::get_ws))
+        .route(
+            "/api/channels/{name}/events",
+            web::get().to(routes::channels::get_events),
+        )
+        .route(
+            "/api/channels/{name}/history",
+            web::get().to(routes::channels::get_history),
+        )
+        .route(
+            "/api/publish",
+            web::post().to(routes::publish::post_publish),
+        )
+        .route("/healthz", web::get().to(routes::health::get_healthz))
+        .route("/readyz", web::get().to(routes::health::get_readyz))
+        .route("/metrics", web::get().to(routes::health::get_metrics));
+}

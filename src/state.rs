@@ -1,0 +1,62 @@
+//! `AppState`: everything a handler needs, built once by `startup` and
+//! shared with `web::Data` (no global state).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::broker::Broker;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::twitch::registry::BroadcasterRegistry;
+
+/// Shared application state.
+pub struct AppState {
+    /// Validated configuration.
+    pub settings: Arc<Settings>,
+    /// The message broker.
+    pub broker: Arc<Broker>,
+    /// Broadcaster id ↔ login.
+    pub registry: Arc<BroadcasterRegistry>,
+    /// Prometheus metrics.
+    pub metrics: Metrics,
+    /// One permit per open WebSocket or SSE connection (`MAX_CONNECTIONS`).
+    pub connections: Arc<Semaphore>,
+    /// Cancelled when the server stops; connection loops end on it.
+    pub shutdown: CancellationToken,
+    next_conn_id: AtomicU64,
+}
+
+impl AppState {
+    /// Assembles the state.
+    pub fn new(
+        settings: Arc<Settings>,
+        broker: Arc<Broker>,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let max = settings.limits.max_connections.min(Semaphore::MAX_PERMITS);
+        Self {
+            settings,
+            broker,
+            registry: Arc::new(BroadcasterRegistry::default()),
+            metrics,
+            connections: Arc::new(Semaphore::new(max)),
+            shutdown,
+            next_conn_id: AtomicU64::new(1),
+        }
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl AppState {
+    /// Called when a viewer opens `/watch/{streamer}`. In local mode there
+    /// is no Twitch to ask, so nothing happens.
+    pub fn on_watch(&self, _streamer: &crate::domain::ChannelName) {}
+}

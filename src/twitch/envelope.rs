@@ -1,0 +1,78 @@
+//! Serde types for the EventSub webhook bodies (TWITCH.md §1.2). Only what
+//! the bridge reads is typed; `event` is kept as the raw JSON Twitch sent so
+//! `data` passes through untouched.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+/// The `Twitch-Eventsub-Message-Type` header values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageType {
+    /// An event.
+    Notification,
+    /// The challenge after a subscription is created.
+    Verification,
+    /// The subscription ended.
+    Revocation,
+}
+
+impl MessageType {
+    /// Parses the header value; `None` for anything else.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "notification" => Some(Self::Notification),
+            "webhook_callback_verification" => Some(Self::Verification),
+            "revocation" => Some(Self::Revocation),
+            _ => None,
+        }
+    }
+}
+
+/// The `subscription` object of every webhook body.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Subscription {
+    /// Subscription id.
+    pub id: String,
+    /// `enabled`, or the revocation reason.
+    pub status: String,
+    /// Subscription type, e.g. `channel.follow`.
+    #[serde(rename = "type")]
+    pub sub_type: String,
+    /// Subscription version.
+    pub version: String,
+    /// The condition, e.g. `{"broadcaster_user_id":"…"}`.
+    #[serde(default)]
+    pub condition: Value,
+    /// Cost against `max_total_cost`.
+    #[serde(default)]
+    pub cost: u64,
+    /// When it was created.
+    #[serde(default)]
+    pub created_at: Option<String>,
+}
+
+/// A `notification` body.
+#[derive(Debug, Deserialize)]
+pub struct Notification {
+    /// The subscription it belongs to.
+    pub subscription: Subscription,
+    /// The event exactly as sent.
+    pub event: Box<RawValue>,
+}
+
+/// A `webhook_callback_verification` body.
+#[derive(Debug, Deserialize)]
+pub struct Verification {
+    /// The subscription being verified.
+    pub subscription: Subscription,
+    /// The string to echo.
+    pub challenge: String,
+}
+
+/// A `revocation` body.
+#[derive(Debug, Deserialize)]
+pub struct Revocation {
+    /// The ended subscription; `status` holds the reason.
+    pub subscription: Subscription,
+}

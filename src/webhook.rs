@@ -1,0 +1,360 @@
+//! The EventSub webhook (SPEC §4, steps 1–7 in order) and the legacy WebSub
+//! callback: headers → signature → timestamp → de-duplication → verification
+//! / revocation / notification → publish. `WebhookError` says which rule
+//! failed; `error.rs` turns it into a status.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use serde_json::value::RawValue;
+
+use crate::broker::{BrokerError, Claim};
+use crate::domain::{ChannelName, ChannelNameError, MessageDraft, Source};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::twitch::envelope::{MessageType, Notification, Revocation, Verification};
+use crate::twitch::signature::{self, SignatureError, TimestampError};
+use crate::twitch::translate;
+
+/// Dedupe namespace of webhook message ids.
+const DEDUPE_NAMESPACE: &str = "webhook";
+
+/// The headers of an EventSub request, as received.
+#[derive(Debug, Clone)]
+pub struct WebhookHeaders {
+    /// `Twitch-Eventsub-Message-Id`: opaque, never parsed.
+    pub message_id: String,
+    /// `Twitch-Eventsub-Message-Timestamp`, signed exactly as received.
+    pub timestamp: String,
+    /// `Twitch-Eventsub-Message-Signature`.
+    pub signature: String,
+    /// `Twitch-Eventsub-Message-Type`.
+    pub message_type: String,
+}
+
+/// What the webhook answers on success.
+#[derive(Debug)]
+pub enum WebhookReply {
+    /// 200 text/plain with the challenge.
+    Challenge(String),
+    /// 204.
+    NoContent,
+}
+
+/// Why a webhook was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum WebhookError {
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("header {0} is not valid text")]
+    BadHeader(&'static str),
+    #[error("{0}")]
+    Signature(#[from] SignatureError),
+    #[error("{0}")]
+    Timestamp(#[from] TimestampError),
+    #[error("unknown message type `{0}`")]
+    UnknownMessageType(String),
+    #[error("body is not valid JSON for a {kind}: {source}")]
+    InvalidJson {
+        kind: &'static str,
+        source: serde_json::Error,
+    },
+    #[error("{0}")]
+    Channel(#[from] ChannelNameError),
+    #[error("missing query parameter channel")]
+    MissingChannel,
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+}
+
+impl WebhookError {
+    /// The metrics outcome label.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::MissingHeader(_) | Self::BadHeader(_) => "rejected_headers",
+            Self::Signature(_) => "rejected_signature",
+            Self::Timestamp(_) => "rejected_timestamp",
+            Self::UnknownMessageType(_) | Self::InvalidJson { .. } | Self::MissingChannel => {
+                "rejected_body"
+            }
+            Self::Channel(_) => "rejected_channel",
+            Self::Broker(_) => "broker_unavailable",
+        }
+    }
+}
+
+impl From<WebhookError> for ApiError {
+    fn from(e: WebhookError) -> Self {
+        match e {
+            WebhookError::MissingHeader(_) | WebhookError::BadHeader(_) => {
+                Self::bad_request("missing_header", e.to_string())
+            }
+            WebhookError::Signature(_) => Self::Forbidden(format!("invalid signature: {e}")),
+            WebhookError::Timestamp(_) => Self::Forbidden(format!("rejected timestamp: {e}")),
+            WebhookError::UnknownMessageType(_) => {
+                Self::bad_request("unknown_message_type", e.to_string())
+            }
+            WebhookError::InvalidJson { .. } => Self::bad_request("invalid_json", e.to_string()),
+            WebhookError::Channel(c) => c.into(),
+            WebhookError::MissingChannel => Self::bad_request("invalid_channel", e.to_string()),
+            WebhookError::Broker(b) => b.into(),
+        }
+    }
+}
+
+fn parse<'a, T: serde::Deserialize<'a>>(
+    body: &'a [u8],
+    kind: &'static str,
+) -> Result<T, WebhookError> {
+    serde_json::from_slice(body).map_err(|source| WebhookError::InvalidJson { kind, source })
+}
+
+/// Steps 2 to 7 of SPEC §4 for one request whose headers are present.
+///
+/// # Errors
+/// [`WebhookError`] naming the failed rule; a broker failure leaves the
+/// message id unclaimed so that Twitch's retry is processed.
+#[tracing::instrument(skip_all, fields(message_id = %headers.message_id, message_type = %headers.message_type))]
+pub async fn handle_eventsub(
+    state: &AppState,
+    headers: &WebhookHeaders,
+    body: &[u8],
+) -> Result<WebhookReply, WebhookError> {
+    let limits = &state.settings.limits;
+    // Step 2: signature over the raw header strings and body.
+    signature::verify(
+        state.settings.eventsub_secret.expose().as_bytes(),
+        &headers.message_id,
+        &headers.timestamp,
+        body,
+        &headers.signature,
+    )?;
+    // Step 3: freshness.
+    let at = signature::check_timestamp(
+        &headers.timestamp,
+        Utc::now(),
+        limits.max_timestamp_age,
+        limits.max_timestamp_skew,
+    )?;
+    let kind = MessageType::parse(&headers.message_type)
+        .ok_or_else(|| WebhookError::UnknownMessageType(headers.message_type.clone()))?;
+    // Step 4: at most once per message id, across instances in Redis mode.
+    let claim = state
+        .broker
+        .claim(DEDUPE_NAMESPACE, &headers.message_id, limits.dedupe_window)
+        .await?;
+    if claim != Claim::New && kind != MessageType::Verification {
+        state.metrics.webhook("duplicate");
+        tracing::info!("duplicate webhook acknowledged");
+        return Ok(WebhookReply::NoContent);
+    }
+    let result = match kind {
+        MessageType::Verification => verification(state, body),
+        MessageType::Revocation => revocation(state, body, at).await,
+        MessageType::Notification => notification(state, body, at).await,
+    };
+    if result.is_err() && claim == Claim::New {
+        // Not processed: let Twitch's retry in (SPEC §4 step 7).
+        state
+            .broker
+            .release(DEDUPE_NAMESPACE, &headers.message_id)
+            .await;
+    }
+    result
+}
+
+fn verification(state: &AppState, body: &[u8]) -> Result<WebhookReply, WebhookError> {
+    let v: Verification = parse(body, "verification")?;
+    state.metrics.webhook("challenge");
+    tracing::info!(subscription_type = %v.subscription.sub_type, "challenge answered");
+    Ok(WebhookReply::Challenge(v.challenge))
+}
+
+/// The channels a set of broadcaster ids route to, through the registry.
+fn route_by_ids(state: &AppState, ids: &[String]) -> Vec<ChannelName> {
+    let mut out: Vec<ChannelName> = Vec::new();
+    for id in ids {
+        if let Some(name) = state.registry.login_for(id) {
+            if !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+async fn revocation(
+    state: &AppState,
+    body: &[u8],
+    at: DateTime<Utc>,
+) -> Result<WebhookReply, WebhookError> {
+    let r: Revocation = parse(body, "revocation")?;
+    let sub = &r.subscription;
+    let channels = route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition));
+    if channels.is_empty() {
+        state.metrics.unroutable_events.inc();
+        state.metrics.webhook("revocation_unroutable");
+        tracing::warn!(subscription_id = %sub.id, "revocation for an unknown broadcaster");
+        return Ok(WebhookReply::NoContent);
+    }
+    let data = serde_json::to_string(sub)
+        .ok()
+        .and_then(|s| RawValue::from_string(s).ok())
+        .ok_or(WebhookError::InvalidJson {
+            kind: "revocation",
+            source: serde::de::Error::custom("subscription does not serialize"),
+        })?;
+    for channel in channels {
+        let text = format!(
+            "Twitch revoked the {} subscription of {} ({})",
+            sub.sub_type, channel, sub.status
+        );
+        state
+            .broker
+            .publish(MessageDraft {
+                channel,
+                event_type: "subscription.revoked".into(),
+                version: "1".into(),
+                source: Source::System,
+                at,
+                text,
+                data: data.clone(),
+            })
+            .await?;
+    }
+    state.metrics.webhook("revocation");
+    tracing::info!(subscription_id = %sub.id, reason = %sub.status, "subscription revoked");
+    Ok(WebhookReply::NoContent)
+}
+
+async fn notification(
+    state: &AppState,
+    body: &[u8],
+    at: DateTime<Utc>,
+) -> Result<WebhookReply, WebhookError> {
+    let n: Notification = parse(body, "notification")?;
+    let event: Value =
+        serde_json::from_str(n.event.get()).map_err(|source| WebhookError::InvalidJson {
+            kind: "notification",
+            source,
+        })?;
+    let sub = &n.subscription;
+    for (id, login) in translate::learned_broadcasters(&event) {
+        state.registry.learn(&id, &login);
+    }
+    let logins = translate::route_logins(&sub.sub_type, &event);
+    let channels = if logins.is_empty() {
+        route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition))
+    } else {
+        logins
+            .iter()
+            .map(|l| ChannelName::parse(l))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    if channels.is_empty() {
+        state.metrics.unroutable_events.inc();
+        state.metrics.webhook("unroutable");
+        tracing::warn!(subscription_type = %sub.sub_type, "notification for an unknown broadcaster");
+        return Ok(WebhookReply::NoContent);
+    }
+    let text = translate::sentence(&sub.sub_type, &event);
+    for channel in channels {
+        state
+            .broker
+            .publish(MessageDraft {
+                channel,
+                event_type: sub.sub_type.clone(),
+                version: sub.version.clone(),
+                source: Source::Eventsub,
+                at,
+                text: text.clone(),
+                data: n.event.clone(),
+            })
+            .await?;
+    }
+    state.metrics.webhook("accepted");
+    tracing::info!(subscription_type = %sub.sub_type, "notification published");
+    Ok(WebhookReply::NoContent)
+}
+
+/// A legacy WebSub notification: `X-Hub-Signature` over the body, each item
+/// of `data` published as `stream.changed` (SPEC §4, §7.7).
+///
+/// # Errors
+/// [`WebhookError`] naming the failed rule.
+pub async fn handle_websub(
+    state: &AppState,
+    channel: Option<&str>,
+    signature_header: Option<&str>,
+    notification_id: Option<&str>,
+    body: &[u8],
+) -> Result<WebhookReply, WebhookError> {
+    let sig = signature_header.ok_or(WebhookError::Signature(SignatureError::Malformed))?;
+    signature::verify_websub(
+        state.settings.eventsub_secret.expose().as_bytes(),
+        body,
+        sig,
+    )?;
+    let channel = ChannelName::parse(channel.ok_or(WebhookError::MissingChannel)?)?;
+    #[derive(serde::Deserialize)]
+    struct Items {
+        data: Vec<Box<RawValue>>,
+    }
+    let items: Items = parse(body, "WebSub notification")?;
+    let claim_key = notification_id.map(|id| format!("websub:{id}"));
+    if let Some(key) = &claim_key {
+        let claim = state
+            .broker
+            .claim(DEDUPE_NAMESPACE, key, state.settings.limits.dedupe_window)
+            .await?;
+        if claim != Claim::New {
+            state.metrics.webhook("duplicate");
+            return Ok(WebhookReply::NoContent);
+        }
+    }
+    let now = Utc::now();
+    let drafts: Vec<MessageDraft> = if items.data.is_empty() {
+        vec![MessageDraft {
+            channel: channel.clone(),
+            event_type: "stream.changed".into(),
+            version: "1".into(),
+            source: Source::Websub,
+            at: now,
+            text: translate::websub_stream_changed_sentence(channel.as_str(), None),
+            data: RawValue::from_string("{}".into()).map_err(|source| {
+                WebhookError::InvalidJson {
+                    kind: "WebSub notification",
+                    source,
+                }
+            })?,
+        }]
+    } else {
+        let mut out = Vec::with_capacity(items.data.len());
+        for item in items.data {
+            let value: Value =
+                serde_json::from_str(item.get()).map_err(|source| WebhookError::InvalidJson {
+                    kind: "WebSub notification",
+                    source,
+                })?;
+            out.push(MessageDraft {
+                channel: channel.clone(),
+                event_type: "stream.changed".into(),
+                version: "1".into(),
+                source: Source::Websub,
+                at: now,
+                text: translate::websub_stream_changed_sentence(channel.as_str(), Some(&value)),
+                data: item,
+            });
+        }
+        out
+    };
+    for draft in drafts {
+        if let Err(e) = state.broker.publish(draft).await {
+            if let Some(key) = &claim_key {
+                state.broker.release(DEDUPE_NAMESPACE, key).await;
+            }
+            return Err(e.into());
+        }
+    }
+    state.metrics.webhook("websub");
+    Ok(WebhookReply::NoContent)
+}
