@@ -168,6 +168,18 @@ pub struct Limits {
     pub broker_timeout: Duration,
     /// How long an OAuth `state` is valid.
     pub oauth_state_ttl: Duration,
+    /// Timeout of every Twitch (Helix, OAuth) request.
+    pub twitch_timeout: Duration,
+    /// Retries of a Helix call answered 429 or 5xx (or not answered).
+    pub helix_retries: u32,
+    /// First retry delay; doubled per retry.
+    pub helix_backoff: Duration,
+    /// Longest wait for a rate-limit bucket (`Ratelimit-Reset`) or backoff.
+    pub helix_max_wait: Duration,
+    /// How often a viewer's Twitch token is validated again (TWITCH.md §4: hourly).
+    pub token_revalidate_interval: Duration,
+    /// After a failed ensure, how long `/watch` waits before asking Helix again.
+    pub ensure_retry_after: Duration,
 }
 
 impl Default for Limits {
@@ -191,6 +203,12 @@ impl Default for Limits {
             sse_keepalive: Duration::from_secs(15),
             broker_timeout: Duration::from_secs(3),
             oauth_state_ttl: Duration::from_secs(600),
+            twitch_timeout: Duration::from_secs(10),
+            helix_retries: 3,
+            helix_backoff: Duration::from_millis(250),
+            helix_max_wait: Duration::from_secs(30),
+            token_revalidate_interval: Duration::from_secs(3600),
+            ensure_retry_after: Duration::from_secs(60),
         }
     }
 }

@@ -8,6 +8,9 @@ use serde::Serialize;
 
 use crate::broker::BrokerError;
 use crate::domain::{ChannelNameError, MessageIdError};
+use crate::twitch::helix::HelixError;
+use crate::twitch::oauth::OAuthError;
+use crate::twitch::subscriptions::SubscriptionError;
 
 /// An HTTP error with a machine code and a human message.
 #[derive(Debug, thiserror::Error)]
@@ -129,6 +132,55 @@ impl From<ChannelNameError> for ApiError {
 impl From<MessageIdError> for ApiError {
     fn from(e: MessageIdError) -> Self {
         Self::bad_request("invalid_id", e.to_string())
+    }
+}
+
+impl From<HelixError> for ApiError {
+    fn from(e: HelixError) -> Self {
+        match e {
+            HelixError::NoCredentials => {
+                Self::NotFound("this needs Twitch credentials (TWITCH_CLIENT_ID)")
+            }
+            HelixError::NotFound(_) => Self::NotFound("Twitch has no such subscription"),
+            // Twitch refused the request itself (bad type, version, condition…).
+            HelixError::Rejected { .. } => Self::bad_request("twitch_rejected", e.to_string()),
+            _ => Self::BadGateway(e.into()),
+        }
+    }
+}
+
+impl From<SubscriptionError> for ApiError {
+    fn from(e: SubscriptionError) -> Self {
+        match e {
+            SubscriptionError::UnknownStreamer(_) => {
+                Self::bad_request("unknown_streamer", e.to_string())
+            }
+            SubscriptionError::InvalidType(_) => Self::bad_request("invalid_type", e.to_string()),
+            SubscriptionError::CostLimit { .. } => {
+                Self::Conflict("the Twitch subscription cost limit is reached")
+            }
+            SubscriptionError::Helix(h) => h.into(),
+        }
+    }
+}
+
+impl From<OAuthError> for ApiError {
+    fn from(e: OAuthError) -> Self {
+        let code = match &e {
+            OAuthError::StateMissing => "missing_state",
+            OAuthError::StateInvalid => "invalid_state",
+            OAuthError::StateExpired => "expired_state",
+            OAuthError::Denied => "access_denied",
+            OAuthError::Provider { .. } => "oauth_error",
+            OAuthError::MissingCode => "missing_code",
+            OAuthError::Session(_) => return Self::Internal(e.into()),
+            OAuthError::Exchange(_)
+            | OAuthError::TokenInvalid
+            | OAuthError::WrongClient
+            | OAuthError::Validate(_)
+            | OAuthError::User(_) => return Self::BadGateway(e.into()),
+        };
+        Self::bad_request(code, e.to_string())
     }
 }
 

@@ -41,6 +41,8 @@ pub enum StartupError {
     },
     #[error("broker: {0}")]
     Broker(String),
+    #[error("Twitch client: {0}")]
+    Twitch(#[from] crate::twitch::helix::HelixError),
 }
 
 impl Application {
@@ -60,12 +62,12 @@ impl Application {
             metrics.clone(),
         )));
         let sessions = SessionBackend::Memory(Arc::new(MemorySessions::default()));
-        let state = web::Data::new(AppState::new(
-            settings.clone(),
-            broker,
-            metrics,
-            shutdown.clone(),
-        ));
+        let state = web::Data::new(
+            AppState::new(settings.clone(), broker, metrics, shutdown.clone()).with_twitch()?,
+        );
+        if let Some(twitch) = &state.twitch {
+            twitch.spawn_reconcile(shutdown.clone());
+        }
         let key = Key::from(settings.session_key.as_bytes());
         let secure = settings.is_https();
         let body_limit = settings.limits.max_body_bytes;
@@ -96,6 +98,10 @@ impl Application {
                 .app_data(json_config(body_limit))
                 .app_data(query_config())
                 .app_data(form_config())
+                // Inside the session middleware, so that it can end a session.
+                .wrap(actix_web::middleware::from_fn(
+                    crate::auth::revalidate::revalidate_session,
+                ))
                 .wrap(session)
                 .configure(routes_table)
         })
@@ -158,6 +164,20 @@ pub fn routes_table(cfg: &mut web::ServiceConfig) {
         .route("/static/feed.js", web::get().to(routes::pages::get_feed_js))
         .route("/auth/local", web::post().to(routes::auth::post_local))
         .route("/auth/logout", web::post().to(routes::auth::post_logout))
+        .route("/auth/login", web::get().to(routes::oauth::get_login))
+        .route("/auth/callback", web::get().to(routes::oauth::get_callback))
+        .route(
+            "/api/subscriptions",
+            web::get().to(routes::subscriptions::get_subscriptions),
+        )
+        .route(
+            "/api/subscriptions",
+            web::post().to(routes::subscriptions::post_subscriptions),
+        )
+        .route(
+            "/api/subscriptions/{id}",
+            web::delete().to(routes::subscriptions::delete_subscription),
+        )
         .route(
             "/api/callback",
             web::post().to(routes::callback::post_callback),

@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 use crate::broker::Broker;
 use crate::config::Settings;
 use crate::metrics::Metrics;
+use crate::twitch::Twitch;
+use crate::twitch::helix::HelixError;
 use crate::twitch::registry::BroadcasterRegistry;
 
 /// Shared application state.
@@ -26,6 +28,8 @@ pub struct AppState {
     pub connections: Arc<Semaphore>,
     /// Cancelled when the server stops; connection loops end on it.
     pub shutdown: CancellationToken,
+    /// Helix, OAuth and the subscription registry; `None` in local mode.
+    pub twitch: Option<Arc<Twitch>>,
     next_conn_id: AtomicU64,
 }
 
@@ -45,6 +49,7 @@ impl AppState {
             metrics,
             connections: Arc::new(Semaphore::new(max)),
             shutdown,
+            twitch: None,
             next_conn_id: AtomicU64::new(1),
         }
     }
@@ -56,7 +61,24 @@ impl AppState {
 }
 
 impl AppState {
-    /// Called when a viewer opens `/watch/{streamer}`. In local mode there
-    /// is no Twitch to ask, so nothing happens.
-    pub fn on_watch(&self, _streamer: &crate::domain::ChannelName) {}
+    /// Adds the Twitch clients when the settings are in Twitch mode.
+    ///
+    /// # Errors
+    /// [`HelixError`] when the HTTP client cannot be built.
+    pub fn with_twitch(mut self) -> Result<Self, HelixError> {
+        self.twitch =
+            Twitch::from_settings(&self.settings, self.registry.clone(), self.broker.clone())?
+                .map(Arc::new);
+        Ok(self)
+    }
+
+    /// Called when a viewer opens `/watch/{streamer}`: in Twitch mode, makes
+    /// sure the streamer's `EVENT_TYPES` subscriptions exist, in the
+    /// background (one Helix round per streamer at a time). In local mode
+    /// there is no Twitch to ask, so nothing happens.
+    pub fn on_watch(&self, streamer: &crate::domain::ChannelName) {
+        if let Some(t) = &self.twitch {
+            t.subscriptions.ensure_on_watch(streamer);
+        }
+    }
 }

@@ -189,6 +189,10 @@ async fn revocation(
 ) -> Result<WebhookReply, WebhookError> {
     let r: Revocation = parse(body, "revocation")?;
     let sub = &r.subscription;
+    // SPEC §4 step 6: the subscription is marked revoked, routable or not.
+    if let Some(twitch) = &state.twitch {
+        twitch.subscriptions.mark_revoked(sub);
+    }
     let channels = route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition));
     if channels.is_empty() {
         state.metrics.unroutable_events.inc();

@@ -6,6 +6,8 @@ pub mod bearer;
 pub mod callback;
 pub mod channels;
 pub mod health;
+pub mod oauth;
 pub mod pages;
 pub mod publish;
+pub mod subscriptions;
 pub mod ws;

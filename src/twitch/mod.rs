@@ -1,9 +1,85 @@
 //! Everything Twitch-shaped: webhook signatures and bodies, translation of
-//! events into messages, sample payloads for `trigger`, and the registry of
-//! broadcasters.
+//! events into messages, sample payloads for `trigger`, the registry of
+//! broadcasters, and (in Twitch mode) the Helix client, OAuth login and the
+//! subscription registry, bundled in [`Twitch`].
 
 pub mod envelope;
+pub mod helix;
+pub mod oauth;
 pub mod registry;
 pub mod samples;
 pub mod signature;
+pub mod subscriptions;
 pub mod translate;
+
+use std::sync::Arc;
+
+use crate::broker::Broker;
+use crate::config::Settings;
+use helix::{HelixClient, HelixError};
+use oauth::OAuthClient;
+use registry::BroadcasterRegistry;
+use subscriptions::SubscriptionRegistry;
+
+/// The Twitch side of a server in Twitch mode: one shared HTTP client
+/// behind the Helix and OAuth clients, and the subscription registry.
+#[derive(Debug)]
+pub struct Twitch {
+    /// Helix (app token).
+    pub helix: HelixClient,
+    /// Viewer login.
+    pub oauth: OAuthClient,
+    /// Our EventSub subscriptions.
+    pub subscriptions: Arc<SubscriptionRegistry>,
+}
+
+impl Twitch {
+    /// Builds the clients; `None` in local mode.
+    ///
+    /// # Errors
+    /// [`HelixError`] when the HTTP client or a URL cannot be built.
+    pub fn from_settings(
+        settings: &Settings,
+        broadcasters: Arc<BroadcasterRegistry>,
+        broker: Arc<Broker>,
+    ) -> Result<Option<Self>, HelixError> {
+        if matches!(settings.mode, crate::config::Mode::Local) {
+            return Ok(None);
+        }
+        let http = helix::http_client(settings.limits.twitch_timeout)?;
+        let Some(oauth) = OAuthClient::new(http.clone(), settings)
+            .map_err(|e| HelixError::Decode(e.to_string()))?
+        else {
+            return Ok(None);
+        };
+        let helix = HelixClient::new(http, settings)?;
+        let subscriptions = Arc::new(SubscriptionRegistry::new(
+            helix.clone(),
+            broadcasters,
+            broker,
+            settings.event_types.clone(),
+            settings.limits.ensure_retry_after,
+        ));
+        Ok(Some(Self {
+            helix,
+            oauth,
+            subscriptions,
+        }))
+    }
+
+    /// Reconciles the subscription registry with Helix in the background
+    /// (the server does not wait for it); stops early on shutdown.
+    pub fn spawn_reconcile(&self, shutdown: tokio_util::sync::CancellationToken) {
+        let subs = Arc::clone(&self.subscriptions);
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                result = subs.reconcile() => {
+                    if let Err(e) = result {
+                        tracing::error!(error = %e, "reconciling subscriptions with Twitch failed");
+                    }
+                }
+            }
+        });
+    }
+}

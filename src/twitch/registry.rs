@@ -14,7 +14,10 @@ pub const MAX_BROADCASTERS: usize = 1_000_000;
 /// Broadcaster id → login, shared by every handler.
 #[derive(Debug, Default)]
 pub struct BroadcasterRegistry {
+    /// Lock order: `by_id` before `by_login`.
     by_id: RwLock<HashMap<String, ChannelName>>,
+    /// The reverse map, so `id_for` is not a scan.
+    by_login: RwLock<HashMap<ChannelName, String>>,
 }
 
 impl BroadcasterRegistry {
@@ -31,7 +34,14 @@ impl BroadcasterRegistry {
         }
         let mut map = self.by_id.write();
         if map.len() < MAX_BROADCASTERS || map.contains_key(id) {
-            map.insert(id.to_owned(), name);
+            let old = map.insert(id.to_owned(), name.clone());
+            let mut rev = self.by_login.write();
+            if let Some(old) = old {
+                if rev.get(&old).map(String::as_str) == Some(id) {
+                    rev.remove(&old);
+                }
+            }
+            rev.insert(name, id.to_owned());
         }
     }
 
@@ -42,11 +52,7 @@ impl BroadcasterRegistry {
 
     /// The id of a login, if known.
     pub fn id_for(&self, login: &ChannelName) -> Option<String> {
-        self.by_id
-            .read()
-            .iter()
-            .find(|(_, l)| *l == login)
-            .map(|(id, _)| id.clone())
+        self.by_login.read().get(login).cloned()
     }
 }
 
@@ -66,5 +72,12 @@ mod tests {
             r.id_for(&ChannelName::parse("teststreamer").unwrap()),
             Some("1234".into())
         );
+        // A renamed broadcaster: the old login no longer maps to the id.
+        r.learn("1234", "renamed");
+        assert!(
+            r.id_for(&ChannelName::parse("teststreamer").unwrap())
+                .is_none()
+        );
+        assert_eq!(r.login_for("1234").unwrap().as_str(), "renamed");
     }
 }

@@ -1,0 +1,204 @@
+//! Twitch login (SPEC §4): `GET /auth/login` starts it with a `state` bound
+//! to this browser's session; `GET /auth/callback` checks that state (single
+//! use, 10 minutes), exchanges the code, validates the token, reads the user
+//! from Helix and signs in. Both answer 404 in local mode. Failures render a
+//! page (the viewer arrives here in a browser) with the status `ApiError`
+//! gives them.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError, web};
+use askama::Template;
+use chrono::Utc;
+use serde::Deserialize;
+
+use crate::auth::{pending_states, set_pending_states, set_token_record, sign_in};
+use crate::domain::User;
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::twitch::Twitch;
+use crate::twitch::oauth::{OAuthError, new_state, push_state, take_state};
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+fn twitch(state: &AppState) -> Result<&Twitch, ApiError> {
+    state.twitch.as_deref().ok_or(ApiError::NotFound(
+        "Twitch login is not available in local mode",
+    ))
+}
+
+fn found(to: &str) -> HttpResponse {
+    HttpResponse::Found()
+        .insert_header(("Location", to))
+        .insert_header(("Cache-Control", "no-store"))
+        .finish()
+}
+
+/// `GET /auth/login`: 302 to Twitch's authorize page with a fresh state.
+///
+/// # Errors
+/// 404 in local mode; 500 if the session cannot be written.
+#[tracing::instrument(skip_all)]
+pub async fn get_login(
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let twitch = twitch(&state)?;
+    let csrf = new_state();
+    let mut pending = pending_states(&session);
+    push_state(
+        &mut pending,
+        csrf.clone(),
+        Utc::now().timestamp(),
+        state.settings.limits.oauth_state_ttl,
+    );
+    set_pending_states(&session, &pending)?;
+    Ok(found(twitch.oauth.authorize_url(&csrf).as_str()))
+}
+
+/// What Twitch appends to the redirect URI.
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /auth/callback`.
+///
+/// # Errors
+/// 404 in local mode; every other failure is rendered as a page.
+#[tracing::instrument(skip_all)]
+pub async fn get_callback(
+    query: web::Query<CallbackQuery>,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let twitch = twitch(&state)?;
+    match complete_login(twitch, &state, &session, &query).await {
+        Ok(user) => {
+            tracing::info!(user = %user.login, "signed in with Twitch");
+            Ok(found("/"))
+        }
+        // SPEC §7.12: back to `/`, which says why.
+        Err(OAuthError::Denied) => {
+            tracing::info!("Twitch login declined");
+            Ok(found("/?error=access_denied"))
+        }
+        Err(e) => Ok(error_page(e)),
+    }
+}
+
+async fn complete_login(
+    twitch: &Twitch,
+    state: &AppState,
+    session: &Session,
+    query: &CallbackQuery,
+) -> Result<User, OAuthError> {
+    let now = Utc::now().timestamp();
+    let ttl = state.settings.limits.oauth_state_ttl;
+    let mut pending = pending_states(session);
+    let given = query.state.as_deref().filter(|s| !s.is_empty());
+    if let Some(error) = query.error.as_deref() {
+        // The attempt is over either way: consume its state.
+        if let Some(given) = given {
+            let _ = take_state(&mut pending, given, now, ttl);
+            store_states(session, &pending)?;
+        }
+        return Err(if error == "access_denied" {
+            OAuthError::Denied
+        } else {
+            OAuthError::Provider {
+                error: error.chars().take(100).collect(),
+                description: query
+                    .error_description
+                    .as_deref()
+                    .unwrap_or("")
+                    .chars()
+                    .take(300)
+                    .collect(),
+            }
+        });
+    }
+    let given = given.ok_or(OAuthError::StateMissing)?;
+    let checked = take_state(&mut pending, given, now, ttl);
+    store_states(session, &pending)?;
+    checked?;
+    let code = query
+        .code
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or(OAuthError::MissingCode)?;
+    let mut record = twitch.oauth.exchange_code(code).await?;
+    // TWITCH.md §4: validate at login.
+    let validated = twitch.oauth.validate_login(&record.access()).await?;
+    let helix_user = twitch.helix.user_for_token(&record.access()).await?;
+    if validated.user_id.as_deref() != Some(helix_user.id.as_str()) {
+        return Err(OAuthError::WrongClient);
+    }
+    let user = User {
+        id: helix_user.id,
+        login: helix_user.login.to_ascii_lowercase(),
+        display_name: helix_user.display_name,
+    };
+    state.registry.learn(&user.id, &user.login);
+    record.validated_at = now;
+    sign_in(session, &user).map_err(|e| OAuthError::Session(e.to_string()))?;
+    set_token_record(session, &record).map_err(|e| OAuthError::Session(e.to_string()))?;
+    session.remove("oauth_states");
+    Ok(user)
+}
+
+fn store_states(
+    session: &Session,
+    pending: &[crate::twitch::oauth::PendingState],
+) -> Result<(), OAuthError> {
+    set_pending_states(session, pending).map_err(|e| OAuthError::Session(e.to_string()))
+}
+
+/// A page naming the problem, with the status `ApiError` maps it to; the
+/// cause is logged once here.
+fn error_page(e: OAuthError) -> HttpResponse {
+    let detail = e.to_string();
+    let api = ApiError::from(e);
+    let status = api.status_code();
+    let (title, message) = if status.is_server_error() {
+        tracing::error!(error = %detail, %status, "Twitch login failed");
+        (
+            "Twitch login failed",
+            "Twitch did not answer as expected, so you are not signed in. Please try again."
+                .to_owned(),
+        )
+    } else {
+        tracing::info!(error = %detail, %status, "Twitch login refused");
+        ("Login not completed", capitalize(&detail))
+    };
+    let body = ErrorPage {
+        title,
+        message: &message,
+    }
+    .render()
+    .unwrap_or_else(|_| message.clone());
+    HttpResponse::build(if status == StatusCode::OK {
+        StatusCode::BAD_REQUEST
+    } else {
+        status
+    })
+    .content_type("text/html; charset=utf-8")
+    .insert_header(("Cache-Control", "no-store"))
+    .body(body)
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect::<String>() + ".",
+        None => String::new(),
+    }
+}
