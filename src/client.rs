@@ -1,5 +1,7 @@
 //! The CLI's client side: `trigger` sends a signed sample notification and
-//! `verify-subscription` a challenge, both checked as Twitch would (SPEC §7.8).
+//! `verify-subscription` a challenge, both checked as Twitch would (SPEC §7.8);
+//! `subscriptions list|create|delete` manage the app's EventSub
+//! subscriptions through the Helix client.
 
 use std::time::Duration;
 
@@ -155,4 +157,86 @@ pub async fn verify_subscription(to: &str, secret_raw: Option<&str>) -> anyhow::
         bail!("verification failed: {}", failures.join("; "));
     }
     Ok(answer)
+}
+
+/// `subscriptions list|create|delete`: the lines to print.
+///
+/// # Errors
+/// Configuration (credentials are required), an invalid streamer or type, or
+/// the Helix failure.
+pub async fn subscriptions(args: crate::cli::SubscriptionsArgs) -> anyhow::Result<Vec<String>> {
+    use crate::cli::SubscriptionsAction;
+    use crate::twitch::helix::{Created, HelixClient, HelixError, http_client};
+    use crate::twitch::subscriptions::{condition_for, parse_type, version_for};
+
+    let settings = crate::config::Settings::from_args(args.serve)
+        .map_err(|e| anyhow::anyhow!("configuration error: {e}"))?;
+    if matches!(settings.mode, crate::config::Mode::Local) {
+        bail!("subscriptions needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET");
+    }
+    let helix = HelixClient::new(http_client(settings.limits.twitch_timeout)?, &settings)?;
+    let mut out = Vec::new();
+    match args.action {
+        SubscriptionsAction::List => {
+            let list = helix.list_subscriptions().await?;
+            for s in &list.data {
+                out.push(format!(
+                    "{}  {:<40} {} v{}  {}  cost {}  {}  {}",
+                    s.id,
+                    s.status,
+                    s.sub_type,
+                    s.version,
+                    s.condition,
+                    s.cost,
+                    s.created_at,
+                    s.callback().unwrap_or("-"),
+                ));
+            }
+            out.push(format!(
+                "{} subscriptions, total cost {} of {}",
+                list.data.len(),
+                list.costs.total_cost,
+                list.costs.max_total_cost
+            ));
+        }
+        SubscriptionsAction::Create { streamer, types } => {
+            let streamer = crate::domain::ChannelName::parse(streamer.trim())
+                .map_err(|e| anyhow::anyhow!("streamer: {e}"))?;
+            let types: Vec<String> = match types {
+                Some(raw) => raw
+                    .split(',')
+                    .filter(|t| !t.trim().is_empty())
+                    .map(parse_type)
+                    .collect::<Result<_, _>>()?,
+                None => settings.event_types.clone(),
+            };
+            let user = helix
+                .users_by_login(&[streamer.as_str()])
+                .await?
+                .into_iter()
+                .next()
+                .with_context(|| format!("Twitch has no user named {streamer}"))?;
+            for t in &types {
+                let condition = condition_for(t, &user.id);
+                match helix
+                    .create_subscription(t, version_for(t), &condition)
+                    .await?
+                {
+                    Created::New(s, _) => {
+                        out.push(format!("created {} {} ({})", s.id, s.sub_type, s.status));
+                    }
+                    Created::Existing(Some(s)) => {
+                        out.push(format!("exists  {} {} ({})", s.id, s.sub_type, s.status));
+                    }
+                    Created::Existing(None) => out.push(format!("exists  {t} (id not listed)")),
+                }
+            }
+        }
+        SubscriptionsAction::Delete { id } => match helix.delete_subscription(&id).await {
+            Ok(()) => out.push(format!("deleted {id}")),
+            Err(HelixError::NotFound(_)) => bail!("Twitch has no subscription {id}"),
+            Err(e) => return Err(e.into()),
+        },
+    }
+    Ok(out)
 }

@@ -42,9 +42,12 @@ fn main() -> ExitCode {
             println!("✔ challenge echoed as text/plain with {}", a.status);
             Ok(())
         }),
-        Some(Command::Subscriptions(_)) => Err(anyhow::anyhow!(
-            "subscriptions needs TWITCH_CLIENT_ID and TWITCH_CLIENT_SECRET and is not available in this build yet"
-        )),
+        Some(Command::Subscriptions(args)) => runtime.block_on(async {
+            for line in client::subscriptions(args).await? {
+                println!("{line}");
+            }
+            Ok(())
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -54,7 +54,7 @@ pub async fn get_login(
     push_state(
         &mut pending,
         csrf.clone(),
-        Utc::now().timestamp(),
+        Utc::now().timestamp_millis(),
         state.settings.limits.oauth_state_ttl,
     );
     set_pending_states(&session, &pending)?;
@@ -101,14 +101,14 @@ async fn complete_login(
     session: &Session,
     query: &CallbackQuery,
 ) -> Result<User, OAuthError> {
-    let now = Utc::now().timestamp();
+    let now_ms = Utc::now().timestamp_millis();
     let ttl = state.settings.limits.oauth_state_ttl;
     let mut pending = pending_states(session);
     let given = query.state.as_deref().filter(|s| !s.is_empty());
     if let Some(error) = query.error.as_deref() {
         // The attempt is over either way: consume its state.
         if let Some(given) = given {
-            let _ = take_state(&mut pending, given, now, ttl);
+            let _ = take_state(&mut pending, given, now_ms, ttl);
             store_states(session, &pending)?;
         }
         return Err(if error == "access_denied" {
@@ -127,7 +127,7 @@ async fn complete_login(
         });
     }
     let given = given.ok_or(OAuthError::StateMissing)?;
-    let checked = take_state(&mut pending, given, now, ttl);
+    let checked = take_state(&mut pending, given, now_ms, ttl);
     store_states(session, &pending)?;
     checked?;
     let code = query
@@ -148,7 +148,7 @@ async fn complete_login(
         display_name: helix_user.display_name,
     };
     state.registry.learn(&user.id, &user.login);
-    record.validated_at = now;
+    record.validated_at = now_ms / 1000;
     sign_in(session, &user).map_err(|e| OAuthError::Session(e.to_string()))?;
     set_token_record(session, &record).map_err(|e| OAuthError::Session(e.to_string()))?;
     session.remove("oauth_states");

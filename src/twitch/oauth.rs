@@ -197,8 +197,8 @@ pub enum Revalidation {
 pub struct PendingState {
     /// The random `state` value.
     pub state: String,
-    /// Unix seconds when it was issued.
-    pub issued_at: i64,
+    /// Unix milliseconds when it was issued.
+    pub issued_at_ms: i64,
 }
 
 /// A fresh, unguessable `state` (43 alphanumeric characters, ~256 bits).
@@ -212,19 +212,19 @@ pub fn new_state() -> String {
 
 /// Remembers a new state, dropping expired ones and, past
 /// [`MAX_PENDING_STATES`], the oldest.
-pub fn push_state(pending: &mut Vec<PendingState>, state: String, now: i64, ttl: Duration) {
-    let ttl = ttl.as_secs() as i64;
-    pending.retain(|p| now - p.issued_at <= ttl);
+pub fn push_state(pending: &mut Vec<PendingState>, state: String, now_ms: i64, ttl: Duration) {
+    let ttl = ttl.as_millis() as i64;
+    pending.retain(|p| now_ms - p.issued_at_ms <= ttl);
     while pending.len() >= MAX_PENDING_STATES {
         pending.remove(0);
     }
     pending.push(PendingState {
         state,
-        issued_at: now,
+        issued_at_ms: now_ms,
     });
 }
 
-/// Consumes `given` from the browser's pending states: single use (it is
+/// Consumes `given` from the browser's pending states (times in Unix ms): single use (it is
 /// removed whether or not it expired), compared in constant time.
 ///
 /// # Errors
@@ -233,7 +233,7 @@ pub fn push_state(pending: &mut Vec<PendingState>, state: String, now: i64, ttl:
 pub fn take_state(
     pending: &mut Vec<PendingState>,
     given: &str,
-    now: i64,
+    now_ms: i64,
     ttl: Duration,
 ) -> Result<(), OAuthError> {
     let pos = pending
@@ -241,7 +241,8 @@ pub fn take_state(
         .position(|p| bool::from(p.state.as_bytes().ct_eq(given.as_bytes())))
         .ok_or(OAuthError::StateInvalid)?;
     let found = pending.remove(pos);
-    if now - found.issued_at > ttl.as_secs() as i64 || now < found.issued_at {
+    let age = now_ms - found.issued_at_ms;
+    if age > ttl.as_millis() as i64 || age < 0 {
         return Err(OAuthError::StateExpired);
     }
     Ok(())
@@ -470,7 +471,7 @@ mod tests {
             Err(OAuthError::StateInvalid)
         ));
         assert!(matches!(
-            take_state(&mut p, "s1", 1000 + 601, TTL),
+            take_state(&mut p, "s1", 1000 + 600_001, TTL),
             Err(OAuthError::StateExpired)
         ));
         assert!(p.is_empty(), "an expired state is consumed too");
@@ -484,7 +485,7 @@ mod tests {
         }
         assert_eq!(p.len(), MAX_PENDING_STATES);
         assert_eq!(p[0].state, "s3");
-        push_state(&mut p, "late".into(), 5000, TTL);
+        push_state(&mut p, "late".into(), 1_000_000, TTL);
         assert_eq!(p.len(), 1);
     }
 

@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -228,6 +229,8 @@ pub struct SubscriptionRegistry {
     /// Streamers with a Helix round running, or whose last round failed
     /// (then retried only after `retry_after`).
     flights: Mutex<HashMap<ChannelName, Flight>>,
+    /// Set once the start-up reconciliation has finished (or failed).
+    reconciled: AtomicBool,
 }
 
 impl std::fmt::Debug for SubscriptionRegistry {
@@ -255,7 +258,13 @@ impl SubscriptionRegistry {
             retry_after,
             table: RwLock::new(Table::default()),
             flights: Mutex::new(HashMap::new()),
+            reconciled: AtomicBool::new(false),
         }
+    }
+
+    /// True once the start-up reconciliation has finished (or failed).
+    pub fn is_reconciled(&self) -> bool {
+        self.reconciled.load(Ordering::Acquire)
     }
 
     /// The Helix client.
@@ -544,6 +553,12 @@ impl SubscriptionRegistry {
     /// [`SubscriptionError::Helix`] when the list cannot be read.
     #[tracing::instrument(skip_all)]
     pub async fn reconcile(&self) -> Result<ReconcileReport, SubscriptionError> {
+        let result = self.reconcile_inner().await;
+        self.reconciled.store(true, Ordering::Release);
+        result
+    }
+
+    async fn reconcile_inner(&self) -> Result<ReconcileReport, SubscriptionError> {
         let list = self.helix.list_subscriptions().await?;
         let mut report = ReconcileReport::default();
         let mut costs = list.costs;

@@ -9,6 +9,8 @@ mod auth_local;
 mod channels;
 mod cli;
 mod health;
+mod oauth;
 mod publish;
+mod subscriptions;
 mod webhook;
 mod websocket;

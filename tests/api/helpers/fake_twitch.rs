@@ -1,0 +1,736 @@
+//! `FakeTwitch`: a wiremock server that speaks Twitch's JSON for the OAuth
+//! endpoints (`/oauth2/token` for client credentials, authorization code and
+//! refresh; `/oauth2/validate`) and Helix (`/helix/users`,
+//! `/helix/eventsub/subscriptions` POST/GET/DELETE), backed by state so that
+//! tokens, codes and subscriptions behave as on Twitch (TWITCH.md §3, §4).
+//!
+//! Failure modes are queued per endpoint with [`FakeTwitch::fail_next`]:
+//! a status (5xx, 400…), a 401, or a 429 with `Ratelimit-Reset`. Calls are
+//! counted per endpoint, and [`FakeTwitch::expect`] mounts a wiremock
+//! `expect(n)` for an endpoint.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventsub_bridge::config::{Mode, Settings, TwitchCredentials};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use super::TestApp;
+
+pub const CLIENT_ID: &str = "fake-client-id-0123";
+pub const CLIENT_SECRET: &str = "fake-client-secret-0123";
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The Twitch users every fake knows: (id, login, display name).
+pub const USERS: &[(&str, &str, &str)] = &[
+    ("1001", "teststreamer", "TestStreamer"),
+    ("1002", "otherstreamer", "OtherStreamer"),
+    ("2042", "viewer42", "Viewer42"),
+];
+
+/// A fake Twitch endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    Token,
+    Validate,
+    Users,
+    CreateSub,
+    ListSubs,
+    DeleteSub,
+}
+
+impl Endpoint {
+    fn route(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Token => ("POST", "/oauth2/token"),
+            Self::Validate => ("GET", "/oauth2/validate"),
+            Self::Users => ("GET", "/helix/users"),
+            Self::CreateSub => ("POST", "/helix/eventsub/subscriptions"),
+            Self::ListSubs => ("GET", "/helix/eventsub/subscriptions"),
+            Self::DeleteSub => ("DELETE", "/helix/eventsub/subscriptions"),
+        }
+    }
+
+    const ALL: [Self; 6] = [
+        Self::Token,
+        Self::Validate,
+        Self::Users,
+        Self::CreateSub,
+        Self::ListSubs,
+        Self::DeleteSub,
+    ];
+}
+
+/// A forced answer.
+#[derive(Debug, Clone)]
+pub enum Failure {
+    /// That status with Twitch's error body.
+    Status(u16),
+    /// 401 Invalid OAuth token.
+    Unauthorized,
+    /// 429 with `Ratelimit-Remaining: 0` and `Ratelimit-Reset` this far ahead.
+    RateLimited { reset_in_secs: u64 },
+}
+
+#[derive(Default)]
+struct State {
+    users: Vec<(String, String, String)>,
+    app_tokens: HashSet<String>,
+    /// token → user id
+    user_tokens: HashMap<String, String>,
+    /// refresh token → user id
+    refresh_tokens: HashMap<String, String>,
+    /// code → user id (single use)
+    codes: HashMap<String, String>,
+    subs: Vec<Value>,
+    counter: u64,
+    failures: HashMap<Endpoint, VecDeque<Failure>>,
+    calls: HashMap<Endpoint, usize>,
+    page_size: usize,
+    max_total_cost: u64,
+    refresh_works: bool,
+    token_forms: Vec<HashMap<String, String>>,
+}
+
+/// The fake. Dropping it stops the server.
+pub struct FakeTwitch {
+    pub server: MockServer,
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Clone)]
+struct Handler {
+    state: Arc<Mutex<State>>,
+    endpoint: Endpoint,
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn twitch_error(status: u16, message: &str) -> ResponseTemplate {
+    let reason = match status {
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        409 => "Conflict",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Error",
+    };
+    ResponseTemplate::new(status)
+        .set_body_json(json!({"error": reason, "status": status, "message": message}))
+}
+
+fn ratelimit(t: ResponseTemplate, remaining: u64) -> ResponseTemplate {
+    t.insert_header("Ratelimit-Limit", "800")
+        .insert_header("Ratelimit-Remaining", remaining.to_string().as_str())
+        .insert_header("Ratelimit-Reset", (now_unix() + 60).to_string().as_str())
+}
+
+fn query(req: &Request) -> Vec<(String, String)> {
+    req.url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn estimated_cost(sub_type: &str) -> u64 {
+    match sub_type {
+        "stream.online" | "stream.offline" | "channel.update" | "channel.raid" => 1,
+        _ => 0,
+    }
+}
+
+fn non_empty_condition(v: &Value) -> Vec<(String, Value)> {
+    let mut out: Vec<(String, Value)> = v
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(_, v)| v.as_str() != Some(""))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn is_live(status: &str) -> bool {
+    matches!(status, "enabled" | "webhook_callback_verification_pending")
+}
+
+impl State {
+    fn user_json(&self, id: &str) -> Option<Value> {
+        self.users
+            .iter()
+            .find(|u| u.0 == id)
+            .map(|(id, login, name)| {
+                json!({
+                    "id": id, "login": login, "display_name": name, "type": "",
+                    "broadcaster_type": "", "description": "", "profile_image_url": "",
+                    "offline_image_url": "", "view_count": 0, "created_at": "2016-12-14T20:32:28Z"
+                })
+            })
+    }
+
+    fn total_cost(&self) -> u64 {
+        self.subs
+            .iter()
+            .filter(|s| is_live(s["status"].as_str().unwrap_or("")))
+            .map(|s| s["cost"].as_u64().unwrap_or(0))
+            .sum()
+    }
+
+    fn next(&mut self, prefix: &str) -> String {
+        self.counter += 1;
+        format!("{prefix}-{}", self.counter)
+    }
+
+    /// Bearer token of a Helix request: Some(None) = app, Some(Some(user)) = user.
+    fn helix_auth(&self, req: &Request) -> Option<Option<String>> {
+        let client = req.headers.get("client-id")?.to_str().ok()?;
+        if client != CLIENT_ID {
+            return None;
+        }
+        let auth = req.headers.get("authorization")?.to_str().ok()?;
+        let token = auth.strip_prefix("Bearer ")?;
+        if self.app_tokens.contains(token) {
+            return Some(None);
+        }
+        self.user_tokens.get(token).map(|u| Some(u.clone()))
+    }
+}
+
+impl Respond for Handler {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let mut st = self.state.lock().unwrap();
+        *st.calls.entry(self.endpoint).or_default() += 1;
+        if let Some(f) = st
+            .failures
+            .get_mut(&self.endpoint)
+            .and_then(VecDeque::pop_front)
+        {
+            return match f {
+                Failure::Status(code) => twitch_error(code, "fake failure"),
+                Failure::Unauthorized => twitch_error(401, "Invalid OAuth token"),
+                Failure::RateLimited { reset_in_secs } => twitch_error(429, "Too Many Requests")
+                    .insert_header("Ratelimit-Limit", "800")
+                    .insert_header("Ratelimit-Remaining", "0")
+                    .insert_header(
+                        "Ratelimit-Reset",
+                        (now_unix() + reset_in_secs).to_string().as_str(),
+                    ),
+            };
+        }
+        match self.endpoint {
+            Endpoint::Token => token(&mut st, req),
+            Endpoint::Validate => validate(&st, req),
+            Endpoint::Users => users(&st, req),
+            Endpoint::CreateSub => create_sub(&mut st, req),
+            Endpoint::ListSubs => list_subs(&st, req),
+            Endpoint::DeleteSub => delete_sub(&mut st, req),
+        }
+    }
+}
+
+fn token(st: &mut State, req: &Request) -> ResponseTemplate {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&req.body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    st.token_forms.push(form.clone());
+    // TWITCH.md §4: credentials in the form body.
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || form.get("client_secret").map(String::as_str) != Some(CLIENT_SECRET)
+    {
+        return twitch_error(403, "invalid client secret");
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("client_credentials") => {
+            let t = st.next("app-token");
+            st.app_tokens.insert(t.clone());
+            ResponseTemplate::new(200).set_body_json(
+                json!({"access_token": t, "expires_in": 5_011_271, "token_type": "bearer"}),
+            )
+        }
+        Some("authorization_code") => {
+            let Some(user) = form.get("code").and_then(|c| st.codes.remove(c)) else {
+                return twitch_error(400, "Invalid authorization code");
+            };
+            if !form.contains_key("redirect_uri") {
+                return twitch_error(400, "Parameter redirect_uri does not match registered URI");
+            }
+            let access = st.next("user-token");
+            let refresh = st.next("refresh-token");
+            st.user_tokens.insert(access.clone(), user.clone());
+            st.refresh_tokens.insert(refresh.clone(), user);
+            ResponseTemplate::new(200).set_body_json(json!({
+                "access_token": access, "expires_in": 14_124, "refresh_token": refresh,
+                "scope": ["user:read:email"], "token_type": "bearer"
+            }))
+        }
+        Some("refresh_token") => {
+            let user = form
+                .get("refresh_token")
+                .and_then(|r| st.refresh_tokens.get(r).cloned());
+            match user {
+                Some(user) if st.refresh_works => {
+                    let access = st.next("user-token");
+                    st.user_tokens.insert(access.clone(), user);
+                    ResponseTemplate::new(200).set_body_json(json!({
+                        "access_token": access, "expires_in": 14_124,
+                        "refresh_token": form["refresh_token"], "scope": ["user:read:email"],
+                        "token_type": "bearer"
+                    }))
+                }
+                _ => twitch_error(400, "Invalid refresh token"),
+            }
+        }
+        _ => twitch_error(400, "unsupported grant type"),
+    }
+}
+
+fn validate(st: &State, req: &Request) -> ResponseTemplate {
+    let token = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("OAuth "))
+        .unwrap_or("");
+    if st.app_tokens.contains(token) {
+        return ResponseTemplate::new(200)
+            .set_body_json(json!({"client_id": CLIENT_ID, "scopes": [], "expires_in": 5_000_000}));
+    }
+    match st.user_tokens.get(token).and_then(|id| st.user_json(id)) {
+        Some(u) => ResponseTemplate::new(200).set_body_json(json!({
+            "client_id": CLIENT_ID, "login": u["login"], "scopes": ["user:read:email"],
+            "user_id": u["id"], "expires_in": 5520
+        })),
+        None => twitch_error(401, "invalid access token"),
+    }
+}
+
+fn users(st: &State, req: &Request) -> ResponseTemplate {
+    let Some(auth) = st.helix_auth(req) else {
+        return twitch_error(401, "Invalid OAuth token");
+    };
+    let q = query(req);
+    if q.is_empty() {
+        return match auth {
+            Some(user) => ratelimit(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": [st.user_json(&user).unwrap()]})),
+                799,
+            ),
+            None => twitch_error(400, "Missing User OAUTH Token"),
+        };
+    }
+    let data: Vec<Value> = st
+        .users
+        .iter()
+        .filter(|(id, login, _)| {
+            q.iter().any(|(k, v)| {
+                (k == "id" && v == id) || (k == "login" && v.eq_ignore_ascii_case(login))
+            })
+        })
+        .filter_map(|(id, _, _)| st.user_json(id))
+        .collect();
+    ratelimit(
+        ResponseTemplate::new(200).set_body_json(json!({ "data": data })),
+        799,
+    )
+}
+
+fn create_sub(st: &mut State, req: &Request) -> ResponseTemplate {
+    match st.helix_auth(req) {
+        Some(None) => {}
+        Some(Some(_)) => {
+            return twitch_error(401, "webhook subscriptions require an app access token");
+        }
+        None => return twitch_error(401, "Invalid OAuth token"),
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&req.body) else {
+        return twitch_error(400, "invalid JSON");
+    };
+    let secret_len = body["transport"]["secret"].as_str().map_or(0, str::len);
+    if body["transport"]["method"] != "webhook"
+        || body["transport"]["callback"].as_str().is_none()
+        || !(10..=100).contains(&secret_len)
+    {
+        return twitch_error(400, "invalid transport");
+    }
+    let sub_type = body["type"].as_str().unwrap_or("").to_owned();
+    if sub_type.is_empty() || body["version"].as_str().is_none() {
+        return twitch_error(400, "invalid type or version");
+    }
+    let cond = non_empty_condition(&body["condition"]);
+    if st.subs.iter().any(|s| {
+        s["type"] == body["type"]
+            && non_empty_condition(&s["condition"]) == cond
+            && s["transport"]["callback"] == body["transport"]["callback"]
+            && is_live(s["status"].as_str().unwrap_or(""))
+    }) {
+        return twitch_error(409, "subscription already exists");
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let sub = json!({
+        "id": id, "status": "webhook_callback_verification_pending", "type": sub_type,
+        "version": body["version"], "condition": body["condition"],
+        "created_at": format!("2026-11-23T08:00:{:02}.{:09}Z", st.counter % 60, st.counter),
+        "transport": {"method": "webhook", "callback": body["transport"]["callback"]},
+        "cost": estimated_cost(&sub_type)
+    });
+    st.counter += 1;
+    // The challenge is assumed answered: listed as enabled from now on.
+    let mut stored = sub.clone();
+    stored["status"] = json!("enabled");
+    st.subs.push(stored);
+    ratelimit(
+        ResponseTemplate::new(202).set_body_json(json!({
+            "data": [sub], "total": st.subs.len(), "total_cost": st.total_cost(),
+            "max_total_cost": st.max_total_cost
+        })),
+        799,
+    )
+}
+
+fn list_subs(st: &State, req: &Request) -> ResponseTemplate {
+    if st.helix_auth(req) != Some(None) {
+        return twitch_error(401, "Invalid OAuth token");
+    }
+    let q = query(req);
+    let filters: Vec<&(String, String)> = q
+        .iter()
+        .filter(|(k, _)| {
+            matches!(
+                k.as_str(),
+                "status" | "type" | "user_id" | "subscription_id"
+            )
+        })
+        .collect();
+    if filters.len() > 1 {
+        return twitch_error(400, "only one filter may be given");
+    }
+    let matching: Vec<&Value> = st
+        .subs
+        .iter()
+        .filter(|s| match filters.first() {
+            None => true,
+            Some((k, v)) => match k.as_str() {
+                "status" => s["status"] == v.as_str(),
+                "type" => s["type"] == v.as_str(),
+                "subscription_id" => s["id"] == v.as_str(),
+                _ => s["condition"]
+                    .as_object()
+                    .is_some_and(|o| o.values().any(|x| x == v.as_str())),
+            },
+        })
+        .collect();
+    let start = match q.iter().find(|(k, _)| k == "after") {
+        None => 0,
+        Some((_, c)) => match c.parse::<usize>() {
+            Ok(n) if n <= matching.len() => n,
+            _ => return twitch_error(400, "invalid cursor"),
+        },
+    };
+    let end = (start + st.page_size).min(matching.len());
+    let pagination = if end < matching.len() {
+        json!({"cursor": end.to_string()})
+    } else {
+        json!({})
+    };
+    ratelimit(
+        ResponseTemplate::new(200).set_body_json(json!({
+            "total": matching.len(), "data": &matching[start..end],
+            "total_cost": st.total_cost(), "max_total_cost": st.max_total_cost,
+            "pagination": pagination
+        })),
+        799,
+    )
+}
+
+fn delete_sub(st: &mut State, req: &Request) -> ResponseTemplate {
+    if st.helix_auth(req) != Some(None) {
+        return twitch_error(401, "Invalid OAuth token");
+    }
+    let Some(id) = query(req)
+        .into_iter()
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v)
+    else {
+        return twitch_error(400, "Missing required parameter \"id\"");
+    };
+    let before = st.subs.len();
+    st.subs.retain(|s| s["id"] != id.as_str());
+    if st.subs.len() == before {
+        return twitch_error(404, "subscription not found");
+    }
+    ratelimit(ResponseTemplate::new(204), 799)
+}
+
+impl FakeTwitch {
+    /// Starts the fake with the default users and no subscriptions.
+    pub async fn start() -> Self {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(State {
+            users: USERS
+                .iter()
+                .map(|(a, b, c)| ((*a).into(), (*b).into(), (*c).into()))
+                .collect(),
+            page_size: 100,
+            max_total_cost: 10_000,
+            refresh_works: true,
+            ..Default::default()
+        }));
+        for endpoint in Endpoint::ALL {
+            let (m, p) = endpoint.route();
+            Mock::given(method(m))
+                .and(path(p))
+                .respond_with(Handler {
+                    state: state.clone(),
+                    endpoint,
+                })
+                .with_priority(10)
+                .mount(&server)
+                .await;
+        }
+        Self { server, state }
+    }
+
+    /// `TWITCH_AUTH_URL` for the bridge.
+    pub fn auth_url(&self) -> String {
+        self.server.uri()
+    }
+
+    /// `TWITCH_API_URL` for the bridge.
+    pub fn api_url(&self) -> String {
+        format!("{}/helix", self.server.uri())
+    }
+
+    /// Puts `s` in Twitch mode against this fake, with the admin API on and
+    /// short retry waits.
+    pub fn configure(&self, s: &mut Settings) {
+        s.mode = Mode::Twitch(TwitchCredentials {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.to_owned().into(),
+        });
+        s.twitch_auth_url = url::Url::parse(&self.auth_url()).unwrap();
+        s.twitch_api_url = url::Url::parse(&self.api_url()).unwrap();
+        s.admin_token = Some(ADMIN_TOKEN.to_owned().into());
+        s.limits.helix_backoff = Duration::from_millis(20);
+        s.limits.helix_max_wait = Duration::from_secs(3);
+        s.limits.twitch_timeout = Duration::from_secs(5);
+    }
+
+    /// Queues `failure` as the next answer of `endpoint`, `times` times.
+    pub fn fail_next(&self, endpoint: Endpoint, failure: Failure, times: usize) {
+        let mut st = self.state.lock().unwrap();
+        let q = st.failures.entry(endpoint).or_default();
+        for _ in 0..times {
+            q.push_back(failure.clone());
+        }
+    }
+
+    /// How many requests `endpoint` has answered.
+    pub fn calls(&self, endpoint: Endpoint) -> usize {
+        self.state
+            .lock()
+            .unwrap()
+            .calls
+            .get(&endpoint)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Mounts a wiremock expectation: `endpoint` is called exactly `n` times
+    /// (checked by [`Self::verify`] or when the fake is dropped).
+    pub async fn expect(&self, endpoint: Endpoint, n: u64) {
+        let (m, p) = endpoint.route();
+        Mock::given(method(m))
+            .and(path(p))
+            .respond_with(Handler {
+                state: self.state.clone(),
+                endpoint,
+            })
+            .with_priority(1)
+            .expect(n)
+            .named(format!("{endpoint:?}"))
+            .mount(&self.server)
+            .await;
+    }
+
+    /// Checks the `expect` calls now.
+    pub async fn verify(&self) {
+        self.server.verify().await;
+    }
+
+    /// The user consented: a one-time authorization code for `login`.
+    pub fn issue_code(&self, login: &str) -> String {
+        let mut st = self.state.lock().unwrap();
+        let id = st
+            .users
+            .iter()
+            .find(|u| u.1 == login)
+            .map(|u| u.0.clone())
+            .expect("a known fake user");
+        let code = st.next("code");
+        st.codes.insert(code.clone(), id);
+        code
+    }
+
+    /// Every token ever issued stops working (as after a credential reset).
+    pub fn revoke_app_tokens(&self) {
+        self.state.lock().unwrap().app_tokens.clear();
+    }
+
+    /// The viewer disconnected the app: their access tokens stop validating
+    /// and, unless `refresh_still_works`, refresh tokens are refused.
+    pub fn revoke_user_tokens(&self, refresh_still_works: bool) {
+        let mut st = self.state.lock().unwrap();
+        st.user_tokens.clear();
+        st.refresh_works = refresh_still_works;
+    }
+
+    /// Twitch's `max_total_cost` for this client.
+    pub fn set_max_total_cost(&self, n: u64) {
+        self.state.lock().unwrap().max_total_cost = n;
+    }
+
+    /// Subscriptions per list page.
+    pub fn set_page_size(&self, n: usize) {
+        self.state.lock().unwrap().page_size = n;
+    }
+
+    /// Adds a subscription as if created earlier; returns its id.
+    pub fn seed_subscription(
+        &self,
+        sub_type: &str,
+        condition: Value,
+        status: &str,
+        callback: &str,
+    ) -> String {
+        let mut st = self.state.lock().unwrap();
+        let id = uuid::Uuid::new_v4().to_string();
+        st.counter += 1;
+        let sub = json!({
+            "id": id, "status": status, "type": sub_type, "version": "1",
+            "condition": condition,
+            "created_at": format!("2026-11-22T08:00:00.{:09}Z", st.counter),
+            "transport": {"method": "webhook", "callback": callback},
+            "cost": estimated_cost(sub_type)
+        });
+        st.subs.push(sub);
+        id
+    }
+
+    /// The subscriptions as Twitch holds them.
+    pub fn subscriptions(&self) -> Vec<Value> {
+        self.state.lock().unwrap().subs.clone()
+    }
+
+    /// Every `/oauth2/token` form received.
+    pub fn token_forms(&self) -> Vec<HashMap<String, String>> {
+        self.state.lock().unwrap().token_forms.clone()
+    }
+}
+
+/// Polls `check` every 20 ms until it is true, failing after 5 s.
+pub async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("timed out waiting for: {what}");
+}
+
+impl TestApp {
+    /// `GET /auth/login` → the `state` in the authorize URL (checked to
+    /// carry Twitch's parameters).
+    pub async fn start_twitch_login(&self, fake: &FakeTwitch) -> String {
+        let r = self
+            .client
+            .get(self.url("/auth/login"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "/auth/login redirects");
+        let location = reqwest::Url::parse(r.headers()["location"].to_str().unwrap()).unwrap();
+        assert_eq!(
+            location.as_str().split('?').next().unwrap(),
+            format!("{}/oauth2/authorize", fake.auth_url())
+        );
+        let q: HashMap<String, String> = location.query_pairs().into_owned().collect();
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["client_id"], CLIENT_ID);
+        assert_eq!(q["redirect_uri"], "http://localhost:8080/auth/callback");
+        assert!(q.contains_key("scope"));
+        q["state"].clone()
+    }
+
+    /// Calls `/auth/callback` with this query string.
+    pub async fn twitch_callback(&self, query: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(&format!("/auth/callback?{query}")))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The whole login as `login` through the fake; asserts it succeeded.
+    pub async fn twitch_login(&self, fake: &FakeTwitch, login: &str) {
+        let state = self.start_twitch_login(fake).await;
+        let code = fake.issue_code(login);
+        let r = self
+            .twitch_callback(&format!(
+                "code={code}&scope=user%3Aread%3Aemail&state={state}"
+            ))
+            .await;
+        assert_eq!(r.status(), 302, "{:?}", r.text().await);
+        assert_eq!(r.headers()["location"], "/");
+    }
+
+    /// GET /api/subscriptions with the admin token.
+    pub async fn admin_list(&self) -> Value {
+        let r = self
+            .client
+            .get(self.url("/api/subscriptions"))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+}
+
+/// Starts a fake Twitch and a bridge in Twitch mode pointed at it.
+pub async fn spawn_twitch_app(change: impl FnOnce(&mut Settings)) -> (TestApp, FakeTwitch) {
+    let fake = FakeTwitch::start().await;
+    let app = super::spawn_app(|s| {
+        fake.configure(s);
+        change(s);
+    })
+    .await;
+    let subs = app.state.twitch.as_ref().unwrap().subscriptions.clone();
+    eventually("start-up reconciliation", || {
+        let done = subs.is_reconciled();
+        async move { done }
+    })
+    .await;
+    (app, fake)
+}
