@@ -20,7 +20,7 @@
     "channel.cheer": "💎", "channel.raid": "🚀", "channel.channel_points_custom_reward_redemption.add": "🏆",
     "channel.poll.begin": "📊", "channel.poll.end": "📊", "channel.prediction.begin": "🔮",
     "channel.hype_train.begin": "🚂", "channel.ban": "🔨", "channel.chat.message": "💬",
-    "subscription.revoked": "⚠️", "stream.changed": "📺"
+    "subscription.revoked": "⚠️", "subscription.error": "⚠️", "stream.changed": "📺"
   };
 
   function setState(cls, text) { stateEl.className = "state " + cls; stateEl.textContent = text; }
@@ -43,7 +43,8 @@
     lastId = msg.id;
     try { sessionStorage.setItem(storeKey, lastId); } catch (e) { /* private mode */ }
     var li = document.createElement("li");
-    li.className = "event";
+    // Bridge notices (a revoked or failed subscription) stand out from events.
+    li.className = msg.source === "system" ? "event system" : "event";
     li.setAttribute("data-type", msg.type);
     var icon = document.createElement("span");
     icon.className = "icon";

@@ -151,7 +151,8 @@ async fn complete_login(
     record.validated_at = now_ms / 1000;
     sign_in(session, &user).map_err(|e| OAuthError::Session(e.to_string()))?;
     set_token_record(session, &record).map_err(|e| OAuthError::Session(e.to_string()))?;
-    session.remove("oauth_states");
+    // The login is done: no other attempt of this browser may complete it.
+    store_states(session, &[])?;
     Ok(user)
 }
 

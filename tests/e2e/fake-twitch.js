@@ -1,0 +1,138 @@
+// A small fake Twitch for the browser test: OAuth (authorize redirects straight
+// back with a code, as if the viewer consented), token (client credentials,
+// authorization code, refresh), validate, Helix users and EventSub
+// subscriptions. GET /_fake/subscriptions shows what the bridge created.
+//
+//   node fake-twitch.js PORT CLIENT_ID CLIENT_SECRET
+"use strict";
+const http = require("http");
+const crypto = require("crypto");
+
+const [port, clientId, clientSecret] = process.argv.slice(2);
+const users = [
+  { id: "1001", login: "teststreamer", display_name: "TestStreamer" },
+  { id: "2042", login: "viewer42", display_name: "Viewer42" },
+];
+const codes = new Map(); // code → user id
+const userTokens = new Map(); // token → user id
+const appTokens = new Set();
+const subs = [];
+let n = 0;
+const next = (p) => `${p}-${++n}-${crypto.randomBytes(6).toString("hex")}`;
+
+function send(res, status, body, headers = {}) {
+  const text = body === undefined ? "" : JSON.stringify(body);
+  res.writeHead(status, { "Content-Type": "application/json", ...headers });
+  res.end(text);
+}
+const fail = (res, status, message) => send(res, status, { error: http.STATUS_CODES[status], status, message });
+const rate = { "Ratelimit-Limit": "800", "Ratelimit-Remaining": "799", "Ratelimit-Reset": String(Math.floor(Date.now() / 1000) + 60) };
+
+function helixAuth(req) {
+  if (req.headers["client-id"] !== clientId) return null;
+  const token = (req.headers.authorization || "").replace(/^Bearer /, "");
+  if (appTokens.has(token)) return { app: true };
+  if (userTokens.has(token)) return { user: userTokens.get(token) };
+  return null;
+}
+
+function handle(req, res, body) {
+  const url = new URL(req.url, "http://fake");
+  const q = url.searchParams;
+  const route = `${req.method} ${url.pathname}`;
+  if (route === "GET /oauth2/authorize") {
+    for (const p of ["response_type", "client_id", "redirect_uri", "scope", "state"]) {
+      if (!q.has(p)) return fail(res, 400, `missing ${p}`);
+    }
+    if (q.get("response_type") !== "code" || q.get("client_id") !== clientId) return fail(res, 400, "bad request");
+    const code = next("code");
+    codes.set(code, "2042");
+    const back = new URL(q.get("redirect_uri"));
+    back.searchParams.set("code", code);
+    back.searchParams.set("scope", q.get("scope"));
+    back.searchParams.set("state", q.get("state"));
+    res.writeHead(302, { Location: back.toString() });
+    return res.end();
+  }
+  if (route === "POST /oauth2/token") {
+    const f = new URLSearchParams(body);
+    if (f.get("client_id") !== clientId || f.get("client_secret") !== clientSecret) return fail(res, 403, "invalid client secret");
+    if (f.get("grant_type") === "client_credentials") {
+      const t = next("app");
+      appTokens.add(t);
+      return send(res, 200, { access_token: t, expires_in: 5000000, token_type: "bearer" });
+    }
+    if (f.get("grant_type") === "authorization_code") {
+      const user = codes.get(f.get("code"));
+      if (!user) return fail(res, 400, "Invalid authorization code");
+      codes.delete(f.get("code"));
+      const t = next("user");
+      userTokens.set(t, user);
+      return send(res, 200, { access_token: t, expires_in: 14000, refresh_token: next("refresh"), scope: [], token_type: "bearer" });
+    }
+    return fail(res, 400, "unsupported grant type");
+  }
+  if (route === "GET /oauth2/validate") {
+    const t = (req.headers.authorization || "").replace(/^OAuth /, "");
+    if (userTokens.has(t)) {
+      const u = users.find((x) => x.id === userTokens.get(t));
+      return send(res, 200, { client_id: clientId, login: u.login, scopes: [], user_id: u.id, expires_in: 5000 });
+    }
+    if (appTokens.has(t)) return send(res, 200, { client_id: clientId, scopes: [], expires_in: 5000000 });
+    return fail(res, 401, "invalid access token");
+  }
+  if (url.pathname.startsWith("/helix/")) {
+    const auth = helixAuth(req);
+    if (!auth) return fail(res, 401, "Invalid OAuth token");
+    if (route === "GET /helix/users") {
+      const logins = q.getAll("login"), ids = q.getAll("id");
+      let data;
+      if (!logins.length && !ids.length) {
+        if (!auth.user) return fail(res, 400, "Missing User OAUTH Token");
+        data = users.filter((u) => u.id === auth.user);
+      } else {
+        data = users.filter((u) => logins.includes(u.login) || ids.includes(u.id));
+      }
+      return send(res, 200, { data }, rate);
+    }
+    if (url.pathname === "/helix/eventsub/subscriptions") {
+      if (!auth.app) return fail(res, 401, "app access token required");
+      const cost = () => subs.reduce((a, s) => a + s.cost, 0);
+      if (req.method === "POST") {
+        const b = JSON.parse(body || "{}");
+        const dup = subs.find((s) => s.type === b.type && JSON.stringify(s.condition) === JSON.stringify(b.condition));
+        if (dup) return fail(res, 409, "subscription already exists");
+        const sub = {
+          id: crypto.randomUUID(), status: "webhook_callback_verification_pending", type: b.type, version: b.version,
+          condition: b.condition, created_at: new Date().toISOString(),
+          transport: { method: "webhook", callback: b.transport.callback },
+          cost: ["stream.online", "stream.offline", "channel.update", "channel.raid"].includes(b.type) ? 1 : 0,
+        };
+        subs.push({ ...sub, status: "enabled" });
+        return send(res, 202, { data: [sub], total: subs.length, total_cost: cost(), max_total_cost: 10000 }, rate);
+      }
+      if (req.method === "GET") {
+        return send(res, 200, { total: subs.length, data: subs, total_cost: cost(), max_total_cost: 10000, pagination: {} }, rate);
+      }
+      if (req.method === "DELETE") {
+        const i = subs.findIndex((s) => s.id === q.get("id"));
+        if (i < 0) return fail(res, 404, "subscription not found");
+        subs.splice(i, 1);
+        res.writeHead(204, rate);
+        return res.end();
+      }
+    }
+  }
+  if (route === "GET /_fake/subscriptions") return send(res, 200, subs);
+  return fail(res, 404, `no route ${route}`);
+}
+
+http
+  .createServer((req, res) => {
+    let body = "";
+    req.on("data", (c) => (body += c));
+    req.on("end", () => {
+      try { handle(req, res, body); } catch (e) { fail(res, 500, String(e)); }
+    });
+  })
+  .listen(Number(port), "127.0.0.1", () => console.log(`fake twitch on ${port}`));
