@@ -8,12 +8,13 @@
 //! - `domain`: `ChannelName`, `MessageId`, `MessageDraft` / `Envelope`, `User`.
 //! - `twitch`: webhook `signature` rules, body `envelope` types, `translate`
 //!   (event → sentence + routing), `samples` for `trigger`, the broadcaster
-//!   `registry`.
+//!   `registry`; in Twitch mode the `helix` client, `oauth` login and the
+//!   `subscriptions` registry (ensure-on-watch, reconcile, revocations).
 //! - `webhook`: SPEC §4's seven steps, and legacy WebSub.
 //! - `broker`: `Broker` {Memory} with publish / subscribe-with-replay /
 //!   history / claims; `hub` is the local fan-out both variants share.
 //! - `ws`: the `/ws` protocol and connection loop; `sse`: the SSE stream.
-//! - `auth`: server-side sessions; `routes`: thin handlers; `error`: the one
+//! - `auth`: server-side sessions and the hourly token check; `routes`: thin handlers; `error`: the one
 //!   `ResponseError`; `metrics`, `telemetry`; `client`: the CLI's requests.
 //!
 //! # Data flow
