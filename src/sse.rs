@@ -93,7 +93,6 @@ impl SseStream {
                         if s.after.is_some_and(|after| env.id() <= after) {
                             continue;
                         }
-                        let _ = &s.guard;
                         return Some((Ok(record(&env)), s));
                     }
                     () = keepalive => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), s)),
