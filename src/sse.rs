@@ -39,7 +39,8 @@ pub struct SseStream {
     overflow: CancellationToken,
     shutdown: CancellationToken,
     keepalive: Duration,
-    guard: SseGuard,
+    /// Held for its `Drop`: leaves the channel and frees the slot.
+    _guard: SseGuard,
 }
 
 impl SseStream {
@@ -66,7 +67,7 @@ impl SseStream {
             overflow,
             shutdown,
             keepalive,
-            guard: SseGuard {
+            _guard: SseGuard {
                 broker,
                 channel,
                 conn,
