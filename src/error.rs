@@ -173,7 +173,7 @@ impl From<OAuthError> for ApiError {
             OAuthError::Denied => "access_denied",
             OAuthError::Provider { .. } => "oauth_error",
             OAuthError::MissingCode => "missing_code",
-            OAuthError::Session(_) => return Self::Internal(e.into()),
+            OAuthError::Session(_) | OAuthError::Url(_) => return Self::Internal(e.into()),
             OAuthError::Exchange(_)
             | OAuthError::TokenInvalid
             | OAuthError::WrongClient

@@ -6,7 +6,6 @@
 //! gives them.
 
 use actix_session::Session;
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError, web};
 use askama::Template;
 use chrono::Utc;
@@ -186,14 +185,10 @@ fn error_page(e: OAuthError) -> HttpResponse {
     }
     .render()
     .unwrap_or_else(|_| message.clone());
-    HttpResponse::build(if status == StatusCode::OK {
-        StatusCode::BAD_REQUEST
-    } else {
-        status
-    })
-    .content_type("text/html; charset=utf-8")
-    .insert_header(("Cache-Control", "no-store"))
-    .body(body)
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(body)
 }
 
 fn capitalize(s: &str) -> String {

@@ -38,6 +38,9 @@ pub enum HelixError {
     /// The HTTP client could not be built.
     #[error("cannot build the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
+    /// A Twitch URL from the settings is unusable.
+    #[error("invalid Twitch configuration: {0}")]
+    Config(String),
     /// No answer (connect error, timeout) after the retries.
     #[error("Twitch did not answer: {0}")]
     Transport(#[source] reqwest::Error),

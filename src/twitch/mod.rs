@@ -48,7 +48,7 @@ impl Twitch {
         }
         let http = helix::http_client(settings.limits.twitch_timeout)?;
         let Some(oauth) = OAuthClient::new(http.clone(), settings)
-            .map_err(|e| HelixError::Decode(e.to_string()))?
+            .map_err(|e| HelixError::Config(e.to_string()))?
         else {
             return Ok(None);
         };

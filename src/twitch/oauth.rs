@@ -78,6 +78,9 @@ pub enum OAuthError {
     /// The session could not be read or written.
     #[error("session: {0}")]
     Session(String),
+    /// An endpoint URL built from the settings does not parse.
+    #[error("invalid OAuth URL: {0}")]
+    Url(String),
 }
 
 /// Twitch's token response: like RFC 6749's, except `scope` is a JSON array
@@ -293,13 +296,13 @@ impl OAuthClient {
     /// The client for `settings` (redirect URI `PUBLIC_URL/auth/callback`).
     ///
     /// # Errors
-    /// [`OAuthError::Session`] naming a URL that does not parse; `None` in local mode.
+    /// [`OAuthError::Url`] naming a URL that does not parse; `None` in local mode.
     pub fn new(http: reqwest::Client, settings: &Settings) -> Result<Option<Self>, OAuthError> {
         let Mode::Twitch(creds) = &settings.mode else {
             return Ok(None);
         };
         let auth_base = settings.twitch_auth_url.as_str().trim_end_matches('/');
-        let bad = |what: &str, e: url::ParseError| OAuthError::Session(format!("{what}: {e}"));
+        let bad = |what: &str, e: url::ParseError| OAuthError::Url(format!("{what}: {e}"));
         let client = oauth2::Client::new(ClientId::new(creds.client_id.clone()))
             .set_client_secret(ClientSecret::new(
                 creds.client_secret.expose_secret().to_owned(),
