@@ -11,8 +11,9 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{App, HttpServer, web};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::redis_sessions::RedisSessions;
 use crate::auth::store::{MemorySessions, SessionBackend};
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::{Broker, MemoryBroker, RedisBroker};
 use crate::config::Settings;
 use crate::error::{form_config, json_config, query_config};
 use crate::metrics::Metrics;
@@ -54,12 +55,8 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let metrics = Metrics::new();
-        let broker = Arc::new(Broker::Memory(MemoryBroker::new(
-            settings.limits.history_len.get(),
-            settings.limits.dedupe_capacity,
-            metrics.clone(),
-        )));
-        let sessions = SessionBackend::Memory(Arc::new(MemorySessions::default()));
+        let (broker, sessions) = build_broker(&settings, &metrics, &shutdown).await?;
+        let broker = Arc::new(broker);
         let state = web::Data::new(AppState::new(
             settings.clone(),
             broker,
@@ -147,6 +144,43 @@ impl Application {
         stopper.abort();
         result
     }
+}
+
+/// The broker and session store: in memory, or in Redis when `REDIS_URL`
+/// is set. A Redis that is down at start does not stop the process: it
+/// serves un-ready (`/readyz` 503) and keeps reconnecting (SPEC §6).
+async fn build_broker(
+    settings: &Settings,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<(Broker, SessionBackend), StartupError> {
+    use secrecy::ExposeSecret;
+    let Some(url) = &settings.redis_url else {
+        let broker = Broker::Memory(MemoryBroker::new(
+            settings.limits.history_len.get(),
+            settings.limits.dedupe_capacity,
+            metrics.clone(),
+        ));
+        return Ok((
+            broker,
+            SessionBackend::Memory(Arc::new(MemorySessions::default())),
+        ));
+    };
+    let redis = RedisBroker::connect(
+        url.expose_secret(),
+        &settings.redis_prefix,
+        &settings.limits,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| StartupError::Broker(e.to_string()))?;
+    let sessions = SessionBackend::Redis(RedisSessions::new(
+        redis.commands(),
+        &settings.redis_prefix,
+        settings.limits.broker_timeout,
+    ));
+    Ok((Broker::Redis(redis), sessions))
 }
 
 /// The route table (SPEC §4).

@@ -1,6 +1,7 @@
 //! Viewer sessions: the server-side store behind actix-session, and the
 //! helpers that read and write the signed-in user.
 
+pub mod redis_sessions;
 pub mod store;
 
 use actix_session::Session;
