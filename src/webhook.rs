@@ -149,7 +149,7 @@ pub async fn handle_eventsub(
     }
     let result = match kind {
         MessageType::Verification => verification(state, body),
-        MessageType::Revocation => revocation(state, body, at).await,
+        MessageType::Revocation => revocation(state, body).await,
         MessageType::Notification => notification(state, body, at).await,
     };
     if result.is_err() && claim == Claim::New {
@@ -182,11 +182,7 @@ fn route_by_ids(state: &AppState, ids: &[String]) -> Vec<ChannelName> {
     out
 }
 
-async fn revocation(
-    state: &AppState,
-    body: &[u8],
-    at: DateTime<Utc>,
-) -> Result<WebhookReply, WebhookError> {
+async fn revocation(state: &AppState, body: &[u8]) -> Result<WebhookReply, WebhookError> {
     let r: Revocation = parse(body, "revocation")?;
     let sub = &r.subscription;
     let channels = route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition));
@@ -215,7 +211,8 @@ async fn revocation(
                 event_type: "subscription.revoked".into(),
                 version: "1".into(),
                 source: Source::System,
-                at,
+                // SPEC §7.13: messages of the bridge carry their publish time.
+                at: Utc::now(),
                 text,
                 data: data.clone(),
             })

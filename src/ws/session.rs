@@ -20,8 +20,9 @@ use super::rate::RateLimiter;
 
 /// Close code for a viewer that could not keep up (SPEC §5).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
-/// How long a close may take before the connection is simply dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a close may wait behind queued frames before the connection is
+/// simply dropped (a stalled reader never drains them).
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The channels of one connection; dropping it leaves them all, so a
 /// connection that ends any way at all leaves no subscriber behind.

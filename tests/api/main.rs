@@ -1,6 +1,17 @@
-//! The integration test binary: one module per feature.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Integration tests: each starts the real server on port 0 and talks to it
+//! over real HTTP and WebSocket.
+// Tests may unwrap and panic; helpers are shared by files that each use a part.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+mod helpers;
+
+mod auth_local;
 mod broker_behaviour;
+mod channels;
+mod cli;
+mod health;
+mod publish;
 mod redis_broker;
 mod redis_server;
+mod webhook;
+mod websocket;

@@ -70,7 +70,7 @@ print_log() {
 env -u TWITCH_CLIENT_ID -u TWITCH_CLIENT_SECRET -u REDIS_URL -u ADMIN_TOKEN -u SESSION_KEY \
     BIND="127.0.0.1:$port" PUBLIC_URL="$base_url" \
     EVENTSUB_SECRET="$secret" PUBLISH_TOKEN="$token" \
-    RUST_LOG="${RUST_LOG:-info}" \
+    RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 \
     "$bin" >"$log" 2>&1 &
 server_pid=$!
 
