@@ -7,7 +7,7 @@ use std::sync::Arc;
 use actix_session::SessionMiddleware;
 use actix_session::config::{PersistentSession, TtlExtensionPolicy};
 use actix_web::cookie::{Key, SameSite};
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +15,7 @@ use crate::auth::redis_sessions::RedisSessions;
 use crate::auth::store::{MemorySessions, SessionBackend};
 use crate::broker::{Broker, MemoryBroker, RedisBroker};
 use crate::config::Settings;
-use crate::error::{form_config, json_config, query_config};
+use crate::error::{ApiError, form_config, json_config, query_config};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
@@ -94,6 +94,10 @@ impl Application {
                 .app_data(query_config())
                 .app_data(form_config())
                 .wrap(session)
+                .wrap_fn(|req, srv| {
+                    let response = srv.call(req);
+                    async move { response.await.map_err(session_store_outage) }
+                })
                 .configure(routes_table)
         })
         .shutdown_timeout(5)
@@ -143,6 +147,22 @@ impl Application {
         self.state.shutdown.cancel();
         stopper.abort();
         result
+    }
+}
+
+/// actix-session answers a failing session store with a bare 500. Only the
+/// Redis store can fail, and then Redis is unreachable: that is a 503 (SPEC
+/// §6), so that clients and Twitch retry; `ApiError` logs the cause once.
+fn session_store_outage(e: actix_web::Error) -> actix_web::Error {
+    use actix_session::storage::{SaveError, UpdateError};
+    use actix_web::error::InternalError;
+    let from_store = e.as_error::<InternalError<anyhow::Error>>().is_some()
+        || e.as_error::<InternalError<SaveError>>().is_some()
+        || e.as_error::<InternalError<UpdateError>>().is_some();
+    if from_store {
+        ApiError::Unavailable(anyhow::anyhow!("session store: {e}")).into()
+    } else {
+        e
     }
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod health;
 mod publish;
 mod redis_broker;
+mod redis_instances;
 mod redis_server;
 mod webhook;
 mod websocket;
