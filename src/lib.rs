@@ -10,8 +10,10 @@
 //!   (event → sentence + routing), `samples` for `trigger`, the broadcaster
 //!   `registry`.
 //! - `webhook`: SPEC §4's seven steps, and legacy WebSub.
-//! - `broker`: `Broker` {Memory} with publish / subscribe-with-replay /
-//!   history / claims; `hub` is the local fan-out both variants share.
+//! - `broker`: `Broker` {Memory, Redis} with publish / subscribe-with-replay /
+//!   history / claims; `hub` is the local fan-out both variants share
+//!   (Redis mode: streams + one pub/sub subscription per channel, see
+//!   `docs/redis.md`).
 //! - `ws`: the `/ws` protocol and connection loop; `sse`: the SSE stream.
 //! - `auth`: server-side sessions; `routes`: thin handlers; `error`: the one
 //!   `ResponseError`; `metrics`, `telemetry`; `client`: the CLI's requests.

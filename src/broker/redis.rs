@@ -166,6 +166,11 @@ async fn timed<T>(
     }
 }
 
+/// A TTL in whole milliseconds, at least 1 (`PX 0` is an error).
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 fn text(v: &Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
@@ -486,7 +491,7 @@ impl RedisBroker {
         ttl: Duration,
     ) -> Result<Claim, BrokerError> {
         let key = self.keys.claim(namespace, key);
-        let ttl_ms = ttl.as_millis().max(1);
+        let ttl_ms = millis(ttl);
         let mut conn = self.conn.clone();
         // Two rounds: the key may expire or be released between SET and GET.
         for _ in 0..2 {
@@ -497,7 +502,7 @@ impl RedisBroker {
                     .arg(CLAIM_PENDING)
                     .arg("NX")
                     .arg("PX")
-                    .arg(ttl_ms as u64)
+                    .arg(ttl_ms)
                     .query_async(&mut conn),
             )
             .await?;
@@ -538,7 +543,7 @@ impl RedisBroker {
                 .arg(value)
                 .arg("XX")
                 .arg("PX")
-                .arg(ttl.as_millis().max(1) as u64)
+                .arg(millis(ttl))
                 .query_async(&mut conn),
         )
         .await?;
