@@ -39,7 +39,8 @@ pub struct SseStream {
     overflow: CancellationToken,
     shutdown: CancellationToken,
     keepalive: Duration,
-    guard: SseGuard,
+    /// Held for its `Drop`: leaves the channel and frees the slot.
+    _guard: SseGuard,
 }
 
 impl SseStream {
@@ -66,7 +67,7 @@ impl SseStream {
             overflow,
             shutdown,
             keepalive,
-            guard: SseGuard {
+            _guard: SseGuard {
                 broker,
                 channel,
                 conn,
@@ -93,7 +94,6 @@ impl SseStream {
                         if s.after.is_some_and(|after| env.id() <= after) {
                             continue;
                         }
-                        let _ = &s.guard;
                         return Some((Ok(record(&env)), s));
                     }
                     () = keepalive => return Some((Ok(Bytes::from_static(b": keep-alive\n\n")), s)),
