@@ -11,8 +11,10 @@
 //!   `registry`; in Twitch mode the `helix` client, `oauth` login and the
 //!   `subscriptions` registry (ensure-on-watch, reconcile, revocations).
 //! - `webhook`: SPEC §4's seven steps, and legacy WebSub.
-//! - `broker`: `Broker` {Memory} with publish / subscribe-with-replay /
-//!   history / claims; `hub` is the local fan-out both variants share.
+//! - `broker`: `Broker` {Memory, Redis} with publish / subscribe-with-replay /
+//!   history / claims; `hub` is the local fan-out both variants share
+//!   (Redis mode: streams + one pub/sub subscription per channel, see
+//!   `docs/redis.md`).
 //! - `ws`: the `/ws` protocol and connection loop; `sse`: the SSE stream.
 //! - `auth`: server-side sessions and the hourly token check; `routes`: thin handlers; `error`: the one
 //!   `ResponseError`; `metrics`, `telemetry`; `client`: the CLI's requests.

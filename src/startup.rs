@@ -7,14 +7,15 @@ use std::sync::Arc;
 use actix_session::SessionMiddleware;
 use actix_session::config::{PersistentSession, TtlExtensionPolicy};
 use actix_web::cookie::{Key, SameSite};
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Server, ServerHandle, Service};
 use actix_web::{App, HttpServer, web};
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::redis_sessions::RedisSessions;
 use crate::auth::store::{MemorySessions, SessionBackend};
-use crate::broker::{Broker, MemoryBroker};
+use crate::broker::{Broker, MemoryBroker, RedisBroker};
 use crate::config::Settings;
-use crate::error::{form_config, json_config, query_config};
+use crate::error::{ApiError, form_config, json_config, query_config};
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::state::AppState;
@@ -56,12 +57,8 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let metrics = Metrics::new();
-        let broker = Arc::new(Broker::Memory(MemoryBroker::new(
-            settings.limits.history_len.get(),
-            settings.limits.dedupe_capacity,
-            metrics.clone(),
-        )));
-        let sessions = SessionBackend::Memory(Arc::new(MemorySessions::default()));
+        let (broker, sessions) = build_broker(&settings, &metrics, &shutdown).await?;
+        let broker = Arc::new(broker);
         let state = web::Data::new(
             AppState::new(settings.clone(), broker, metrics, shutdown.clone()).with_twitch()?,
         );
@@ -103,6 +100,10 @@ impl Application {
                     crate::auth::revalidate::revalidate_session,
                 ))
                 .wrap(session)
+                .wrap_fn(|req, srv| {
+                    let response = srv.call(req);
+                    async move { response.await.map_err(session_store_outage) }
+                })
                 .configure(routes_table)
         })
         .shutdown_timeout(5)
@@ -153,6 +154,59 @@ impl Application {
         stopper.abort();
         result
     }
+}
+
+/// actix-session answers a failing session store with a bare 500. Only the
+/// Redis store can fail, and then Redis is unreachable: that is a 503 (SPEC
+/// §6), so that clients and Twitch retry; `ApiError` logs the cause once.
+fn session_store_outage(e: actix_web::Error) -> actix_web::Error {
+    use actix_session::storage::{SaveError, UpdateError};
+    use actix_web::error::InternalError;
+    let from_store = e.as_error::<InternalError<anyhow::Error>>().is_some()
+        || e.as_error::<InternalError<SaveError>>().is_some()
+        || e.as_error::<InternalError<UpdateError>>().is_some();
+    if from_store {
+        ApiError::Unavailable(anyhow::anyhow!("session store: {e}")).into()
+    } else {
+        e
+    }
+}
+
+/// The broker and session store: in memory, or in Redis when `REDIS_URL`
+/// is set. A Redis that is down at start does not stop the process: it
+/// serves un-ready (`/readyz` 503) and keeps reconnecting (SPEC §6).
+async fn build_broker(
+    settings: &Settings,
+    metrics: &Metrics,
+    shutdown: &CancellationToken,
+) -> Result<(Broker, SessionBackend), StartupError> {
+    use secrecy::ExposeSecret;
+    let Some(url) = &settings.redis_url else {
+        let broker = Broker::Memory(MemoryBroker::new(
+            settings.limits.history_len.get(),
+            settings.limits.dedupe_capacity,
+            metrics.clone(),
+        ));
+        return Ok((
+            broker,
+            SessionBackend::Memory(Arc::new(MemorySessions::default())),
+        ));
+    };
+    let redis = RedisBroker::connect(
+        url.expose_secret(),
+        &settings.redis_prefix,
+        &settings.limits,
+        metrics.clone(),
+        shutdown.clone(),
+    )
+    .await
+    .map_err(|e| StartupError::Broker(e.to_string()))?;
+    let sessions = SessionBackend::Redis(RedisSessions::new(
+        redis.commands(),
+        &settings.redis_prefix,
+        settings.limits.broker_timeout,
+    ));
+    Ok((Broker::Redis(redis), sessions))
 }
 
 /// The route table (SPEC §4).

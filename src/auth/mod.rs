@@ -3,6 +3,7 @@
 //! browser started, and (Twitch mode) the viewer's tokens. All of it lives
 //! in the server-side session state; the cookie carries only the key.
 
+pub mod redis_sessions;
 pub mod revalidate;
 pub mod store;
 

@@ -12,6 +12,8 @@ use parking_lot::Mutex;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 
+use super::redis_sessions::RedisSessions;
+
 type State = HashMap<String, String>;
 
 /// Most sessions kept in memory; past it the soonest to expire go first.
@@ -60,6 +62,13 @@ impl MemorySessions {
 pub enum SessionBackend {
     /// One process.
     Memory(Arc<MemorySessions>),
+    /// Shared by every instance (Redis mode).
+    Redis(RedisSessions),
+}
+
+/// actix-session's TTL as a std `Duration` (negative: zero).
+fn std_ttl(ttl: &Duration) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(ttl.whole_seconds()).unwrap_or(0))
 }
 
 /// A fresh, unguessable session key (64 alphanumeric characters).
@@ -82,6 +91,10 @@ impl SessionStore for SessionBackend {
                     .filter(|(_, exp)| *exp > Instant::now())
                     .map(|(s, _)| s.clone()))
             }
+            Self::Redis(r) => r
+                .load(session_key.as_ref())
+                .await
+                .map_err(|e| LoadError::Other(e.into())),
         }
     }
 
@@ -89,6 +102,11 @@ impl SessionStore for SessionBackend {
         let key = new_key().map_err(SaveError::Other)?;
         match self {
             Self::Memory(m) => m.put(key.as_ref(), session_state, ttl),
+            Self::Redis(r) => {
+                r.put(key.as_ref(), &session_state, std_ttl(ttl), true)
+                    .await
+                    .map_err(|e| SaveError::Other(e.into()))?;
+            }
         }
         Ok(key)
     }
@@ -113,6 +131,21 @@ impl SessionStore for SessionBackend {
                     Ok(key)
                 }
             }
+            Self::Redis(r) => {
+                let ttl = std_ttl(ttl);
+                let updated = r
+                    .put(session_key.as_ref(), &session_state, ttl, false)
+                    .await
+                    .map_err(|e| UpdateError::Other(e.into()))?;
+                if updated {
+                    return Ok(session_key);
+                }
+                let key = new_key().map_err(UpdateError::Other)?;
+                r.put(key.as_ref(), &session_state, ttl, true)
+                    .await
+                    .map_err(|e| UpdateError::Other(e.into()))?;
+                Ok(key)
+            }
         }
     }
 
@@ -133,6 +166,7 @@ impl SessionStore for SessionBackend {
                 }
                 Ok(())
             }
+            Self::Redis(r) => Ok(r.touch(session_key.as_ref(), std_ttl(ttl)).await?),
         }
     }
 
@@ -142,6 +176,7 @@ impl SessionStore for SessionBackend {
                 m.map.lock().remove(session_key.as_ref());
                 Ok(())
             }
+            Self::Redis(r) => Ok(r.delete(session_key.as_ref()).await?),
         }
     }
 }

@@ -6,11 +6,13 @@
 pub mod dedupe;
 pub mod hub;
 pub mod memory;
+pub mod redis;
 
 use std::time::Duration;
 
 use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
 
+pub use self::redis::RedisBroker;
 pub use dedupe::Claim;
 pub use hub::{ConnId, Subscriber};
 pub use memory::MemoryBroker;
@@ -77,6 +79,8 @@ pub(crate) fn now_ms() -> u64 {
 pub enum Broker {
     /// One process, in memory.
     Memory(MemoryBroker),
+    /// Many instances sharing one Redis (SPEC §6).
+    Redis(RedisBroker),
 }
 
 impl Broker {
@@ -88,6 +92,7 @@ impl Broker {
     pub async fn publish(&self, draft: MessageDraft) -> Result<Envelope, BrokerError> {
         match self {
             Self::Memory(b) => b.publish(&draft),
+            Self::Redis(b) => b.publish(&draft).await,
         }
     }
 
@@ -103,6 +108,7 @@ impl Broker {
     ) -> Result<Replay, BrokerError> {
         match self {
             Self::Memory(b) => Ok(b.subscribe(channel, since, sub)),
+            Self::Redis(b) => b.subscribe(channel, since, sub).await,
         }
     }
 
@@ -110,6 +116,7 @@ impl Broker {
     pub fn unsubscribe(&self, channel: &ChannelName, conn: ConnId) {
         match self {
             Self::Memory(b) => b.unsubscribe(channel, conn),
+            Self::Redis(b) => b.unsubscribe(channel, conn),
         }
     }
 
@@ -125,6 +132,7 @@ impl Broker {
     ) -> Result<Vec<Envelope>, BrokerError> {
         match self {
             Self::Memory(b) => Ok(b.history(channel, since, limit)),
+            Self::Redis(b) => b.history(channel, since, limit).await,
         }
     }
 
@@ -140,6 +148,7 @@ impl Broker {
     ) -> Result<Claim, BrokerError> {
         match self {
             Self::Memory(b) => Ok(b.claim(&format!("{namespace}:{key}"), ttl)),
+            Self::Redis(b) => b.claim(namespace, key, ttl).await,
         }
     }
 
@@ -154,12 +163,14 @@ impl Broker {
         value: &str,
         ttl: Duration,
     ) -> Result<(), BrokerError> {
-        let _ = ttl;
         match self {
             Self::Memory(b) => {
+                // In memory the claim keeps the expiry it was created with.
+                let _ = ttl;
                 b.set_claim_value(&format!("{namespace}:{key}"), value);
                 Ok(())
             }
+            Self::Redis(b) => b.set_claim_value(namespace, key, value, ttl).await,
         }
     }
 
@@ -167,6 +178,7 @@ impl Broker {
     pub async fn release(&self, namespace: &str, key: &str) {
         match self {
             Self::Memory(b) => b.release(&format!("{namespace}:{key}")),
+            Self::Redis(b) => b.release(namespace, key).await,
         }
     }
 
@@ -174,6 +186,7 @@ impl Broker {
     pub async fn is_ready(&self) -> bool {
         match self {
             Self::Memory(_) => true,
+            Self::Redis(b) => b.is_ready(),
         }
     }
 }

@@ -6,11 +6,15 @@
 mod helpers;
 
 mod auth_local;
+mod broker_behaviour;
 mod channels;
 mod cli;
 mod health;
 mod oauth;
 mod publish;
+mod redis_broker;
+mod redis_instances;
+mod redis_server;
 mod subscriptions;
 mod webhook;
 mod websocket;

@@ -1,0 +1,819 @@
+//! The Redis broker (SPEC §6): many instances act as one.
+//!
+//! Per channel a Redis stream `{prefix}:ch:{channel}` holds the history; its
+//! entry ids are the message ids. A publish is one Lua script, `XADD … MAXLEN
+//! ~ HISTORY_LEN` plus `PUBLISH {prefix}:ch:{channel} "<id> <body>"`, so every
+//! instance hears every message in id order. Each instance holds one pub/sub
+//! connection, owned by the listener task, with one `SUBSCRIBE` per channel
+//! that has at least one local viewer (never one per viewer); the local
+//! fan-out is the shared in-memory [`Hub`].
+//!
+//! Exactly-once to viewers that stay connected: the listener remembers, per
+//! subscribed channel, the last id it delivered. A channel is first
+//! subscribed, then caught up with `XRANGE` after that id, and only then is
+//! it "synced"; pub/sub messages at or below the last delivered id are
+//! duplicates of the catch-up and are dropped. After the pub/sub connection
+//! breaks, the listener reconnects with backoff and repeats this for every
+//! active channel, so what was published meanwhile arrives once.
+//!
+//! Commands (publish, history, claims, the health `PING`) go through a
+//! reconnecting multiplexed [`ConnectionManager`], each under
+//! `limits.broker_timeout`.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::{Client, Script, Value};
+use tokio::sync::{Notify, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Limits;
+use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
+use crate::metrics::Metrics;
+
+use super::dedupe::Claim;
+use super::hub::{ConnId, Hub, Subscriber};
+use super::{BrokerError, Replay};
+
+/// XADD + PUBLISH in one step, so a message that is stored is also announced
+/// (and the announcement carries the id Redis gave it).
+const PUBLISH_SCRIPT: &str = r"
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'm', ARGV[2])
+redis.call('PUBLISH', KEYS[1], id .. ' ' .. ARGV[2])
+return id
+";
+
+/// The value of a claim whose owner has not stored a value yet.
+const CLAIM_PENDING: &str = "pending";
+/// Entries read per `XRANGE` page when catching up or replaying.
+const RANGE_PAGE: usize = 500;
+/// How often the command connection is pinged for `/readyz`.
+const PING_INTERVAL: Duration = Duration::from_secs(1);
+/// `/readyz` is ready only if a `PING` succeeded this recently.
+const READY_WINDOW: Duration = Duration::from_secs(3);
+/// First and largest pause between pub/sub reconnect attempts.
+const RECONNECT_MIN: Duration = Duration::from_millis(100);
+const RECONNECT_MAX: Duration = Duration::from_secs(2);
+
+/// Redis key names, all under one prefix.
+#[derive(Debug, Clone)]
+struct Keys {
+    prefix: String,
+}
+
+impl Keys {
+    /// The stream (and pub/sub channel) of a channel.
+    fn channel(&self, channel: &ChannelName) -> String {
+        format!("{}:ch:{}", self.prefix, channel)
+    }
+
+    /// The channel named by a pub/sub channel name.
+    fn channel_of(&self, pubsub_channel: &str) -> Option<ChannelName> {
+        let rest = pubsub_channel.strip_prefix(self.prefix.as_str())?;
+        let name = rest.strip_prefix(":ch:")?;
+        ChannelName::parse(name).ok()
+    }
+
+    fn claim(&self, namespace: &str, key: &str) -> String {
+        format!("{}:claim:{namespace}:{key}", self.prefix)
+    }
+}
+
+/// A channel this instance listens to, as the listener task sees it.
+#[derive(Debug, Default)]
+struct Live {
+    /// The last id delivered to local viewers (None: the stream was empty).
+    last: Option<MessageId>,
+    /// Subscribed on the current pub/sub connection and caught up.
+    synced: bool,
+}
+
+/// State shared by the broker, its listener and its pinger.
+#[derive(Debug)]
+struct Shared {
+    hub: Hub,
+    /// Channels with a Redis subscription. Only the listener writes it.
+    /// Lock order: `live`, then a hub channel.
+    live: Mutex<HashMap<ChannelName, Live>>,
+    /// Wakes the listener to (un)subscribe after the hub changed.
+    wake: Notify,
+    /// Bumped whenever a channel becomes synced or the connection drops.
+    synced: watch::Sender<u64>,
+    /// The pub/sub connection is up and every active channel is synced.
+    pubsub_up: AtomicBool,
+    /// When a `PING` on the command connection last succeeded.
+    last_pong: Mutex<Option<Instant>>,
+    metrics: Metrics,
+}
+
+impl Shared {
+    fn is_synced(&self, channel: &ChannelName) -> bool {
+        self.live.lock().get(channel).is_some_and(|l| l.synced)
+    }
+
+    fn bump(&self) {
+        self.synced.send_modify(|n| *n = n.wrapping_add(1));
+    }
+}
+
+/// The broker of one instance among many sharing a Redis.
+pub struct RedisBroker {
+    conn: ConnectionManager,
+    keys: Keys,
+    shared: Arc<Shared>,
+    publish: Script,
+    /// Timeout of every Redis call.
+    timeout: Duration,
+    /// `MAXLEN ~` of each stream: at least this many are kept (SPEC §7.4).
+    history_len: usize,
+    /// Cancelled on drop: ends the listener and the pinger.
+    stop: CancellationToken,
+}
+
+impl std::fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password: show only the prefix.
+        f.debug_struct("RedisBroker")
+            .field("prefix", &self.keys.prefix)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for RedisBroker {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+fn unavailable(e: &redis::RedisError) -> BrokerError {
+    BrokerError::Unavailable(e.to_string())
+}
+
+/// Runs `fut` under `limit`, mapping Redis errors.
+async fn timed<T>(
+    limit: Duration,
+    fut: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, BrokerError> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(unavailable(&e)),
+        Err(_) => Err(BrokerError::Timeout),
+    }
+}
+
+/// A TTL in whole milliseconds, at least 1 (`PX 0` is an error).
+fn millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::VerbatimString { text, .. } => Some(text.clone()),
+        _ => None,
+    }
+}
+
+/// Parses an `XRANGE` / `XREVRANGE` reply: `[[id, [field, value, …]], …]`.
+fn parse_entries(reply: Value) -> Result<Vec<Envelope>, BrokerError> {
+    let corrupt = |what: &str| BrokerError::Corrupt(format!("stream entry: {what}"));
+    let Value::Array(entries) = reply else {
+        return match reply {
+            Value::Nil => Ok(Vec::new()),
+            _ => Err(corrupt("reply is not an array")),
+        };
+    };
+    let mut out = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let Value::Array(parts) = entry else {
+            return Err(corrupt("entry is not an array"));
+        };
+        let mut parts = parts.into_iter();
+        let id = parts
+            .next()
+            .as_ref()
+            .and_then(text)
+            .and_then(|s| MessageId::parse(&s).ok())
+            .ok_or_else(|| corrupt("bad id"))?;
+        let fields = match parts.next() {
+            Some(Value::Array(f)) => f,
+            Some(Value::Map(m)) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
+            _ => return Err(corrupt("no fields")),
+        };
+        let mut body = None;
+        let mut fields = fields.iter();
+        while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+            if text(k).as_deref() == Some("m") {
+                body = text(v);
+            }
+        }
+        let body = body.ok_or_else(|| corrupt("no `m` field"))?;
+        let env = Envelope::from_parts(id, &body).map_err(|e| corrupt(&e.to_string()))?;
+        out.push(env);
+    }
+    Ok(out)
+}
+
+/// `XRANGE key start + COUNT n`, every page, oldest first. The stream is
+/// capped by `MAXLEN ~`, so this is bounded.
+async fn range_all(
+    conn: &mut ConnectionManager,
+    key: &str,
+    start: String,
+    limit: Duration,
+) -> Result<Vec<Envelope>, BrokerError> {
+    let mut out: Vec<Envelope> = Vec::new();
+    let mut start = start;
+    loop {
+        let reply: Value = timed(
+            limit,
+            redis::cmd("XRANGE")
+                .arg(key)
+                .arg(&start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(RANGE_PAGE)
+                .query_async(conn),
+        )
+        .await?;
+        let page = parse_entries(reply)?;
+        let full = page.len() == RANGE_PAGE;
+        if let Some(last) = page.last() {
+            start = format!("({}", last.id());
+        }
+        out.extend(page);
+        if !full {
+            return Ok(out);
+        }
+    }
+}
+
+impl RedisBroker {
+    /// Connects to `url` lazily and starts the listener and the pinger. If
+    /// Redis is down, the broker starts un-ready and keeps reconnecting.
+    /// Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] when `url` is not a usable Redis URL (the
+    /// message never contains the URL, which may hold a password).
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        limits: &Limits,
+        metrics: Metrics,
+        shutdown: CancellationToken,
+    ) -> Result<Self, BrokerError> {
+        let client = Client::open(url).map_err(|e| {
+            BrokerError::Unavailable(format!(
+                "REDIS_URL is not a usable Redis URL ({:?})",
+                e.kind()
+            ))
+        })?;
+        let timeout = limits.broker_timeout;
+        // Few, short retries per reconnect cycle: the pinger starts a new
+        // cycle every second, so recovery stays within SPEC §7.16's 10 s.
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(timeout))
+            .set_response_timeout(Some(timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| unavailable(&e))?;
+        let (synced, _) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            hub: Hub::default(),
+            live: Mutex::new(HashMap::new()),
+            wake: Notify::new(),
+            synced,
+            pubsub_up: AtomicBool::new(false),
+            last_pong: Mutex::new(None),
+            metrics,
+        });
+        let stop = shutdown.child_token();
+        let broker = Self {
+            conn,
+            keys: Keys {
+                prefix: prefix.to_owned(),
+            },
+            shared,
+            publish: Script::new(PUBLISH_SCRIPT),
+            timeout,
+            history_len: limits.history_len.get(),
+            stop,
+        };
+        if let Err(e) = broker.ping().await {
+            tracing::warn!(error = %e, "Redis is unreachable at start: serving un-ready and reconnecting");
+        }
+        tokio::spawn(pinger(
+            broker.conn.clone(),
+            broker.shared.clone(),
+            timeout,
+            broker.stop.clone(),
+        ));
+        tokio::spawn(
+            Listener {
+                client,
+                conn: broker.conn.clone(),
+                keys: broker.keys.clone(),
+                shared: broker.shared.clone(),
+                timeout,
+                stop: broker.stop.clone(),
+            }
+            .run(),
+        );
+        Ok(broker)
+    }
+
+    /// A clone of the command connection (sessions share it).
+    pub fn commands(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        let _: String = timed(self.timeout, redis::cmd("PING").query_async(&mut conn)).await?;
+        *self.shared.last_pong.lock() = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Stores and announces a message; Redis assigns its id.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when Redis cannot take it; then nothing was announced.
+    pub async fn publish(&self, draft: &MessageDraft) -> Result<Envelope, BrokerError> {
+        let body = draft
+            .to_body()
+            .map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        let key = self.keys.channel(&draft.channel);
+        let mut conn = self.conn.clone();
+        let id: String = timed(
+            self.timeout,
+            self.publish
+                .key(&key)
+                .arg(self.history_len)
+                .arg(&body)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        let id = MessageId::parse(&id).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        let env =
+            Envelope::from_parts(id, &body).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        self.shared.metrics.messages_published.inc();
+        Ok(env)
+    }
+
+    /// Registers `sub`, waits until this instance's Redis subscription of
+    /// the channel is live and caught up, then reads the replay. Live
+    /// messages up to the replay's last id reach `sub` too; the viewer
+    /// skips them (no gap, no duplicate).
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the subscription or the history is unavailable;
+    /// the caller unsubscribes.
+    pub async fn subscribe(
+        &self,
+        channel: &ChannelName,
+        since: Option<MessageId>,
+        sub: Subscriber,
+    ) -> Result<Replay, BrokerError> {
+        let mut changes = self.shared.synced.subscribe();
+        self.shared
+            .hub
+            .channel(channel)
+            .lock()
+            .add(sub, &self.shared.metrics);
+        if !self.shared.is_synced(channel) {
+            self.shared.wake.notify_one();
+            let wait = async {
+                while !self.shared.is_synced(channel) {
+                    if changes.changed().await.is_err() {
+                        return Err(BrokerError::Unavailable("listener stopped".into()));
+                    }
+                }
+                Ok(())
+            };
+            tokio::time::timeout(self.timeout, wait)
+                .await
+                .map_err(|_| BrokerError::Timeout)??;
+        }
+        match since {
+            None => Ok(Replay::default()),
+            Some(since) => self.replay(channel, since).await,
+        }
+    }
+
+    /// Everything retained after `since`; `gap` unless `since` is retained.
+    async fn replay(&self, channel: &ChannelName, since: MessageId) -> Result<Replay, BrokerError> {
+        let mut conn = self.conn.clone();
+        let retained = range_all(
+            &mut conn,
+            &self.keys.channel(channel),
+            since.to_string(),
+            self.timeout,
+        )
+        .await?;
+        Ok(super::replay_after(retained.into_iter(), since, usize::MAX))
+    }
+
+    /// Removes a viewer; the listener drops the Redis subscription when it
+    /// was the channel's last local viewer.
+    pub fn unsubscribe(&self, channel: &ChannelName, conn: ConnId) {
+        if self
+            .shared
+            .hub
+            .remove(channel, conn, false, &self.shared.metrics)
+        {
+            self.shared.wake.notify_one();
+        }
+    }
+
+    /// Up to `limit` retained messages after `since` (or the newest), oldest first.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when Redis cannot be read.
+    pub async fn history(
+        &self,
+        channel: &ChannelName,
+        since: Option<MessageId>,
+        limit: usize,
+    ) -> Result<Vec<Envelope>, BrokerError> {
+        let key = self.keys.channel(channel);
+        let mut conn = self.conn.clone();
+        let limit = limit.max(1);
+        match since {
+            Some(since) => {
+                let reply: Value = timed(
+                    self.timeout,
+                    redis::cmd("XRANGE")
+                        .arg(&key)
+                        .arg(format!("({since}"))
+                        .arg("+")
+                        .arg("COUNT")
+                        .arg(limit)
+                        .query_async(&mut conn),
+                )
+                .await?;
+                parse_entries(reply)
+            }
+            None => {
+                let reply: Value = timed(
+                    self.timeout,
+                    redis::cmd("XREVRANGE")
+                        .arg(&key)
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(limit)
+                        .query_async(&mut conn),
+                )
+                .await?;
+                let mut newest_first = parse_entries(reply)?;
+                newest_first.reverse();
+                Ok(newest_first)
+            }
+        }
+    }
+
+    /// `SET key pending NX PX ttl`; when it exists, its value.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when Redis cannot be reached.
+    pub async fn claim(
+        &self,
+        namespace: &str,
+        key: &str,
+        ttl: Duration,
+    ) -> Result<Claim, BrokerError> {
+        let key = self.keys.claim(namespace, key);
+        let ttl_ms = millis(ttl);
+        let mut conn = self.conn.clone();
+        // Two rounds: the key may expire or be released between SET and GET.
+        for _ in 0..2 {
+            let set: Value = timed(
+                self.timeout,
+                redis::cmd("SET")
+                    .arg(&key)
+                    .arg(CLAIM_PENDING)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(ttl_ms)
+                    .query_async(&mut conn),
+            )
+            .await?;
+            if !matches!(set, Value::Nil) {
+                return Ok(Claim::New);
+            }
+            let value: Option<String> = timed(
+                self.timeout,
+                redis::cmd("GET").arg(&key).query_async(&mut conn),
+            )
+            .await?;
+            match value {
+                None => continue,
+                Some(v) if v == CLAIM_PENDING => return Ok(Claim::Seen(None)),
+                Some(v) => return Ok(Claim::Seen(Some(v))),
+            }
+        }
+        Ok(Claim::Seen(None))
+    }
+
+    /// `SET key value XX PX ttl`.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when Redis cannot be reached.
+    pub async fn set_claim_value(
+        &self,
+        namespace: &str,
+        key: &str,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), BrokerError> {
+        let key = self.keys.claim(namespace, key);
+        let mut conn = self.conn.clone();
+        let _: Value = timed(
+            self.timeout,
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(value)
+                .arg("XX")
+                .arg("PX")
+                .arg(millis(ttl))
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// `DEL key`. A failure is logged: the claim then expires by itself.
+    pub async fn release(&self, namespace: &str, key: &str) {
+        let key = self.keys.claim(namespace, key);
+        let mut conn = self.conn.clone();
+        let res: Result<i64, _> = timed(
+            self.timeout,
+            redis::cmd("DEL").arg(&key).query_async(&mut conn),
+        )
+        .await;
+        if let Err(e) = res {
+            self.shared.metrics.broker_errors.inc();
+            tracing::warn!(error = %e, namespace, "claim not released; it expires by itself");
+        }
+    }
+
+    /// A recent successful `PING` and a live pub/sub connection.
+    pub fn is_ready(&self) -> bool {
+        let pong_recent = self
+            .shared
+            .last_pong
+            .lock()
+            .is_some_and(|t| t.elapsed() < READY_WINDOW);
+        pong_recent && self.shared.pubsub_up.load(Ordering::Acquire)
+    }
+}
+
+/// Pings the command connection every second (readiness, and it makes the
+/// connection manager reconnect even while no request comes in).
+async fn pinger(
+    mut conn: ConnectionManager,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    stop: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(PING_INTERVAL);
+    let mut was_up = true;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let res: Result<String, _> = timed(
+            timeout.min(PING_INTERVAL),
+            redis::cmd("PING").query_async(&mut conn),
+        )
+        .await;
+        match res {
+            Ok(_) => {
+                *shared.last_pong.lock() = Some(Instant::now());
+                if !was_up {
+                    tracing::info!("Redis reachable again");
+                }
+                was_up = true;
+            }
+            Err(e) => {
+                if was_up {
+                    shared.metrics.broker_errors.inc();
+                    tracing::warn!(error = %e, "Redis PING failed: not ready");
+                }
+                was_up = false;
+            }
+        }
+    }
+}
+
+/// The task that owns the pub/sub connection.
+struct Listener {
+    client: Client,
+    /// For catch-up reads.
+    conn: ConnectionManager,
+    keys: Keys,
+    shared: Arc<Shared>,
+    timeout: Duration,
+    stop: CancellationToken,
+}
+
+impl Listener {
+    async fn run(mut self) {
+        let mut backoff = RECONNECT_MIN;
+        loop {
+            let started = Instant::now();
+            let result = self.connection().await;
+            self.shared.pubsub_up.store(false, Ordering::Release);
+            for live in self.shared.live.lock().values_mut() {
+                live.synced = false;
+            }
+            self.shared.bump();
+            match result {
+                Ok(()) => return,
+                Err(e) => {
+                    self.shared.metrics.broker_errors.inc();
+                    tracing::warn!(error = %e, "Redis pub/sub connection lost: reconnecting");
+                }
+            }
+            if started.elapsed() > RECONNECT_MAX * 2 {
+                backoff = RECONNECT_MIN;
+            }
+            tokio::select! {
+                () = self.stop.cancelled() => return,
+                () = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(RECONNECT_MAX);
+        }
+    }
+
+    /// One pub/sub connection's life. `Ok` only when stopped.
+    async fn connection(&mut self) -> Result<(), BrokerError> {
+        let pubsub = timed(self.timeout, self.client.get_async_pubsub()).await?;
+        let (mut sink, mut stream) = pubsub.split();
+        let mut subscribed: HashSet<ChannelName> = HashSet::new();
+        self.reconcile(&mut sink, &mut subscribed).await?;
+        self.shared.pubsub_up.store(true, Ordering::Release);
+        self.shared.bump();
+        tracing::info!(channels = subscribed.len(), "Redis pub/sub connected");
+        let mut ping = tokio::time::interval(PING_INTERVAL);
+        loop {
+            tokio::select! {
+                biased;
+                () = self.stop.cancelled() => return Ok(()),
+                msg = stream.next() => match msg {
+                    Some(msg) => self.on_message(&msg),
+                    None => return Err(BrokerError::Unavailable("pub/sub connection closed".into())),
+                },
+                () = self.shared.wake.notified() => self.reconcile(&mut sink, &mut subscribed).await?,
+                _ = ping.tick() => {
+                    // Finds half-open connections that would never end the stream.
+                    let _: Value = timed(self.timeout, sink.ping()).await?;
+                }
+            }
+        }
+    }
+
+    /// Subscribes channels that gained their first local viewer (and catches
+    /// them up), unsubscribes those that lost their last.
+    async fn reconcile(
+        &mut self,
+        sink: &mut PubSubSink,
+        subscribed: &mut HashSet<ChannelName>,
+    ) -> Result<(), BrokerError> {
+        let active: HashSet<ChannelName> = self.shared.hub.active_channels().into_iter().collect();
+        let gone: Vec<ChannelName> = {
+            let mut live = self.shared.live.lock();
+            let mut gone = Vec::new();
+            // Checked under the `live` lock: a viewer added after this check
+            // finds no live entry and waits for the next reconcile.
+            live.retain(|channel, _| {
+                let has_viewers = self
+                    .shared
+                    .hub
+                    .existing(channel)
+                    .is_some_and(|st| !st.lock().subscribers.is_empty());
+                if !has_viewers {
+                    gone.push(channel.clone());
+                }
+                has_viewers
+            });
+            gone
+        };
+        for channel in gone {
+            if subscribed.remove(&channel) {
+                timed(self.timeout, sink.unsubscribe(self.keys.channel(&channel))).await?;
+            }
+        }
+        for channel in active {
+            if subscribed.contains(&channel) {
+                continue;
+            }
+            let key = self.keys.channel(&channel);
+            // The last id delivered before a reconnect, or the stream's top
+            // now (read before SUBSCRIBE, so nothing falls between).
+            let known = self.shared.live.lock().get(&channel).map(|l| l.last);
+            let last = match known {
+                Some(last) => last,
+                None => self.top_id(&key).await?,
+            };
+            timed(self.timeout, sink.subscribe(&key)).await?;
+            subscribed.insert(channel.clone());
+            let last = self.catch_up(&channel, &key, last).await?;
+            self.shared
+                .live
+                .lock()
+                .insert(channel, Live { last, synced: true });
+            self.shared.bump();
+        }
+        Ok(())
+    }
+
+    async fn top_id(&mut self, key: &str) -> Result<Option<MessageId>, BrokerError> {
+        let reply: Value = timed(
+            self.timeout,
+            redis::cmd("XREVRANGE")
+                .arg(key)
+                .arg("+")
+                .arg("-")
+                .arg("COUNT")
+                .arg(1)
+                .query_async(&mut self.conn),
+        )
+        .await?;
+        Ok(parse_entries(reply)?.first().map(Envelope::id))
+    }
+
+    /// Delivers what the stream holds after `last`; returns the new last id.
+    async fn catch_up(
+        &mut self,
+        channel: &ChannelName,
+        key: &str,
+        last: Option<MessageId>,
+    ) -> Result<Option<MessageId>, BrokerError> {
+        // From `last` inclusive, to see whether it is still retained.
+        let start = last.map_or_else(|| "-".to_owned(), |id| id.to_string());
+        let mut missed = range_all(&mut self.conn, key, start, self.timeout).await?;
+        if let Some(last) = last {
+            if missed.first().map(Envelope::id) == Some(last) {
+                missed.remove(0);
+            } else {
+                // Trimmed past it (MAXLEN ~ HISTORY_LEN) or Redis lost its data.
+                tracing::warn!(%channel, %last, "catch-up may have missed messages: the last delivered id is gone from the stream");
+            }
+        }
+        if missed.is_empty() {
+            return Ok(last);
+        }
+        tracing::info!(%channel, count = missed.len(), "caught up from the stream");
+        let new_last = missed.last().map(Envelope::id);
+        if let Some(state) = self.shared.hub.existing(channel) {
+            let mut st = state.lock();
+            for env in &missed {
+                st.deliver(env, &self.shared.metrics);
+            }
+        }
+        Ok(new_last.or(last))
+    }
+
+    /// One pub/sub message: `<id> <body>`.
+    fn on_message(&self, msg: &redis::Msg) {
+        let Some(channel) = self.keys.channel_of(msg.get_channel_name()) else {
+            return;
+        };
+        let payload = msg.get_payload_bytes();
+        let parsed = std::str::from_utf8(payload)
+            .ok()
+            .and_then(|p| p.split_once(' '))
+            .and_then(|(id, body)| {
+                let id = MessageId::parse(id).ok()?;
+                Envelope::from_parts(id, body).ok()
+            });
+        let Some(env) = parsed else {
+            tracing::warn!(%channel, "unreadable pub/sub message dropped");
+            return;
+        };
+        {
+            let mut live = self.shared.live.lock();
+            let Some(state) = live.get_mut(&channel) else {
+                return;
+            };
+            // At or below the last delivered id: already caught up from the stream.
+            if state.last.is_some_and(|last| env.id() <= last) {
+                return;
+            }
+            state.last = Some(env.id());
+        }
+        if let Some(state) = self.shared.hub.existing(&channel) {
+            state.lock().deliver(&env, &self.shared.metrics);
+        }
+    }
+}

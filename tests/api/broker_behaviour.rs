@@ -1,0 +1,299 @@
+//! Broker behaviour, written once and run against both brokers: the memory
+//! broker and the Redis broker on the shared Redis (which must be running).
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use chrono::Utc;
+use eventsub_bridge::broker::{Broker, Claim, MemoryBroker, RedisBroker, Subscriber};
+use eventsub_bridge::config::Limits;
+use eventsub_bridge::domain::{ChannelName, Envelope, MessageDraft, MessageId, Source};
+use eventsub_bridge::metrics::Metrics;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::redis_server::{cleanup, require_shared_redis, unique_prefix};
+
+/// Messages kept per channel in these tests.
+const HISTORY_LEN: usize = 5;
+const WAIT: Duration = Duration::from_secs(5);
+
+/// A broker under test, and how to clean up after it.
+pub struct TestBroker {
+    pub broker: Broker,
+    redis: Option<(String, String)>,
+}
+
+impl TestBroker {
+    async fn cleanup(self) {
+        if let Some((url, prefix)) = &self.redis {
+            cleanup(url, prefix).await;
+        }
+    }
+}
+
+fn limits(history_len: usize) -> Limits {
+    Limits {
+        history_len: NonZeroUsize::new(history_len).unwrap(),
+        broker_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    }
+}
+
+pub async fn memory_broker() -> TestBroker {
+    let l = limits(HISTORY_LEN);
+    TestBroker {
+        broker: Broker::Memory(MemoryBroker::new(l.history_len.get(), 1000, Metrics::new())),
+        redis: None,
+    }
+}
+
+/// A Redis broker on `url` under `prefix` keeping `history_len` messages
+/// per channel, once it is ready.
+pub async fn redis_broker_at(url: &str, prefix: &str, history_len: usize) -> Broker {
+    let broker = RedisBroker::connect(
+        url,
+        prefix,
+        &limits(history_len),
+        Metrics::new(),
+        CancellationToken::new(),
+    )
+    .await
+    .expect("RedisBroker::connect");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !broker.is_ready() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "Redis broker not ready within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Broker::Redis(broker)
+}
+
+pub async fn redis_broker() -> TestBroker {
+    let url = require_shared_redis().await;
+    let prefix = unique_prefix();
+    TestBroker {
+        broker: redis_broker_at(url, &prefix, HISTORY_LEN).await,
+        redis: Some((url.to_owned(), prefix)),
+    }
+}
+
+pub fn channel(name: &str) -> ChannelName {
+    ChannelName::parse(name).unwrap()
+}
+
+pub fn draft(channel: &ChannelName, n: usize) -> MessageDraft {
+    MessageDraft {
+        channel: channel.clone(),
+        event_type: "test.event".into(),
+        version: "1".into(),
+        source: Source::Publish,
+        at: Utc::now(),
+        text: format!("message {n}"),
+        data: RawValue::from_string(format!(r#"{{"n":{n}}}"#)).unwrap(),
+    }
+}
+
+pub async fn publish_n(broker: &Broker, ch: &ChannelName, n: usize) -> Vec<MessageId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        ids.push(broker.publish(draft(ch, i)).await.unwrap().id());
+    }
+    ids
+}
+
+pub struct Viewer {
+    pub rx: mpsc::Receiver<Envelope>,
+    pub overflow: CancellationToken,
+}
+
+pub fn viewer(conn: u64) -> (Subscriber, Viewer) {
+    let (tx, rx) = mpsc::channel(1024);
+    let overflow = CancellationToken::new();
+    (
+        Subscriber::new(conn, tx, overflow.clone()),
+        Viewer { rx, overflow },
+    )
+}
+
+impl Viewer {
+    pub async fn next(&mut self) -> Envelope {
+        tokio::time::timeout(WAIT, self.rx.recv())
+            .await
+            .expect("no message within 5 s")
+            .expect("queue closed")
+    }
+
+    /// Nothing more arrives within `within`.
+    pub async fn assert_quiet(&mut self, within: Duration) {
+        if let Ok(Some(env)) = tokio::time::timeout(within, self.rx.recv()).await {
+            panic!("unexpected message {}", env.json());
+        }
+    }
+}
+
+fn ids(envs: &[Envelope]) -> Vec<MessageId> {
+    envs.iter().map(Envelope::id).collect()
+}
+
+async fn ids_increase_in_publish_order(t: TestBroker) {
+    let ch = channel("idorder");
+    let ids = publish_n(&t.broker, &ch, 20).await;
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    t.cleanup().await;
+}
+
+async fn history_is_oldest_first_limited_and_after_since(t: TestBroker) {
+    let ch = channel("history");
+    assert!(t.broker.history(&ch, None, 10).await.unwrap().is_empty());
+    let ids = publish_n(&t.broker, &ch, 12).await;
+    let newest = t.broker.history(&ch, None, HISTORY_LEN).await.unwrap();
+    assert_eq!(self::ids(&newest), ids[7..].to_vec());
+    let newest3 = t.broker.history(&ch, None, 3).await.unwrap();
+    assert_eq!(self::ids(&newest3), ids[9..].to_vec());
+    let after = t.broker.history(&ch, Some(ids[8]), 2).await.unwrap();
+    assert_eq!(self::ids(&after), ids[9..11].to_vec());
+    let none_after = t.broker.history(&ch, Some(ids[11]), 5).await.unwrap();
+    assert!(none_after.is_empty());
+    let body: serde_json::Value = serde_json::from_str(newest[0].json()).unwrap();
+    assert_eq!(body["id"], ids[7].to_string());
+    assert_eq!(body["data"]["n"], 7);
+    t.cleanup().await;
+}
+
+async fn replay_after_a_retained_id_has_no_gap(t: TestBroker) {
+    let ch = channel("replay");
+    let ids = publish_n(&t.broker, &ch, 8).await;
+    let (sub, _viewer) = viewer(1);
+    let replay = t.broker.subscribe(&ch, Some(ids[5]), sub).await.unwrap();
+    assert!(!replay.gap);
+    assert_eq!(self::ids(&replay.messages), ids[6..].to_vec());
+    let (sub, _viewer2) = viewer(2);
+    let replay = t.broker.subscribe(&ch, Some(ids[7]), sub).await.unwrap();
+    assert!(!replay.gap);
+    assert!(replay.messages.is_empty());
+    t.cleanup().await;
+}
+
+async fn replay_after_an_unknown_id_reports_a_gap(t: TestBroker) {
+    let ch = channel("replaygap");
+    let ids = publish_n(&t.broker, &ch, 12).await;
+    let (sub, _viewer) = viewer(1);
+    let replay = t
+        .broker
+        .subscribe(&ch, Some(MessageId::new(1, 0)), sub)
+        .await
+        .unwrap();
+    assert!(replay.gap);
+    let got = self::ids(&replay.messages);
+    // At least HISTORY_LEN are retained (exactly that many in memory).
+    assert!(got.len() >= HISTORY_LEN, "{got:?}");
+    assert!(got.ends_with(&ids[7..]), "{got:?}");
+    assert!(got.windows(2).all(|w| w[0] < w[1]));
+    t.cleanup().await;
+}
+
+async fn subscribe_then_publish_delivers_each_message_once_in_order(t: TestBroker) {
+    let ch = channel("live");
+    let (sub, mut v) = viewer(1);
+    let replay = t.broker.subscribe(&ch, None, sub).await.unwrap();
+    assert!(replay.messages.is_empty() && !replay.gap);
+    let ids = publish_n(&t.broker, &ch, 5).await;
+    for id in &ids {
+        assert_eq!(v.next().await.id(), *id);
+    }
+    v.assert_quiet(Duration::from_millis(200)).await;
+    assert!(!v.overflow.is_cancelled());
+    t.cleanup().await;
+}
+
+async fn unsubscribed_viewers_receive_nothing(t: TestBroker) {
+    let ch = channel("leave");
+    let (sub, mut v) = viewer(1);
+    let (sub2, mut stays) = viewer(2);
+    t.broker.subscribe(&ch, None, sub).await.unwrap();
+    t.broker.subscribe(&ch, None, sub2).await.unwrap();
+    t.broker.unsubscribe(&ch, 1);
+    let ids = publish_n(&t.broker, &ch, 2).await;
+    assert_eq!(stays.next().await.id(), ids[0]);
+    assert_eq!(stays.next().await.id(), ids[1]);
+    v.assert_quiet(Duration::from_millis(200)).await;
+    t.cleanup().await;
+}
+
+async fn claims_are_new_once_hold_a_value_and_can_be_released(t: TestBroker) {
+    let ttl = Duration::from_secs(60);
+    let b = &t.broker;
+    assert_eq!(b.claim("webhook", "abc", ttl).await.unwrap(), Claim::New);
+    assert_eq!(
+        b.claim("webhook", "abc", ttl).await.unwrap(),
+        Claim::Seen(None)
+    );
+    // Namespaces are separate.
+    assert_eq!(b.claim("idem", "abc", ttl).await.unwrap(), Claim::New);
+    b.set_claim_value("webhook", "abc", "17-0", ttl)
+        .await
+        .unwrap();
+    assert_eq!(
+        b.claim("webhook", "abc", ttl).await.unwrap(),
+        Claim::Seen(Some("17-0".into()))
+    );
+    b.release("webhook", "abc").await;
+    assert_eq!(b.claim("webhook", "abc", ttl).await.unwrap(), Claim::New);
+    t.cleanup().await;
+}
+
+async fn claims_expire_after_their_window(t: TestBroker) {
+    let b = &t.broker;
+    let short = Duration::from_millis(50);
+    assert_eq!(b.claim("webhook", "exp", short).await.unwrap(), Claim::New);
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert_eq!(
+        b.claim("webhook", "exp", Duration::from_secs(60))
+            .await
+            .unwrap(),
+        Claim::New
+    );
+    t.cleanup().await;
+}
+
+async fn the_broker_is_ready(t: TestBroker) {
+    assert!(t.broker.is_ready().await);
+    t.cleanup().await;
+}
+
+macro_rules! on_both_brokers {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::memory_broker().await).await;
+                }
+            )*
+        }
+        mod redis_backed {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(super::redis_broker().await).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_brokers!(
+    ids_increase_in_publish_order,
+    history_is_oldest_first_limited_and_after_since,
+    replay_after_a_retained_id_has_no_gap,
+    replay_after_an_unknown_id_reports_a_gap,
+    subscribe_then_publish_delivers_each_message_once_in_order,
+    unsubscribed_viewers_receive_nothing,
+    claims_are_new_once_hold_a_value_and_can_be_released,
+    claims_expire_after_their_window,
+    the_broker_is_ready,
+);

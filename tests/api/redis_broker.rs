@@ -1,0 +1,142 @@
+//! Redis-only broker behaviour: several brokers sharing one Redis, and what
+//! viewers that stay connected see when the pub/sub connection or Redis
+//! itself goes away and comes back. Outages use a private `redis-server`.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use eventsub_bridge::domain::MessageId;
+
+use crate::broker_behaviour::{channel, draft, publish_n, redis_broker_at, viewer};
+use crate::redis_server::{RedisServer, cleanup, require_shared_redis, unique_prefix};
+
+async fn wait_until(what: &str, within: Duration, mut cond: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + within;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+#[tokio::test]
+async fn brokers_sharing_a_prefix_deliver_and_retain_each_others_messages() {
+    let url = require_shared_redis().await;
+    let prefix = unique_prefix();
+    let a = redis_broker_at(url, &prefix, 100).await;
+    let b = redis_broker_at(url, &prefix, 100).await;
+    let ch = channel("shared");
+    let (sub_a, mut on_a) = viewer(1);
+    let (sub_b, mut on_b) = viewer(1);
+    a.subscribe(&ch, None, sub_a).await.unwrap();
+    b.subscribe(&ch, None, sub_b).await.unwrap();
+    let from_b = publish_n(&b, &ch, 3).await;
+    let from_a = publish_n(&a, &ch, 3).await;
+    let all: Vec<MessageId> = from_b.iter().chain(&from_a).copied().collect();
+    for id in &all {
+        assert_eq!(on_a.next().await.id(), *id);
+        assert_eq!(on_b.next().await.id(), *id);
+    }
+    on_a.assert_quiet(Duration::from_millis(200)).await;
+    let history: Vec<MessageId> = a
+        .history(&ch, None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    assert_eq!(history, all);
+    cleanup(url, &prefix).await;
+}
+
+#[tokio::test]
+async fn a_viewer_that_stays_gets_every_message_once_across_pubsub_disconnects() {
+    // Retention (1000) covers what is published while the listener is away.
+    let mut server = RedisServer::start().await;
+    let prefix = unique_prefix();
+    let listener = redis_broker_at(&server.url(), &prefix, 1000).await;
+    let publisher = redis_broker_at(&server.url(), &prefix, 1000).await;
+    let ch = channel("flaky");
+    let (sub, mut v) = viewer(1);
+    listener.subscribe(&ch, None, sub).await.unwrap();
+
+    let killer = {
+        let url = server.url();
+        tokio::spawn(async move {
+            let client = redis::Client::open(url).unwrap();
+            let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_millis(60)).await;
+                // Drops every pub/sub connection; the commands connection stays.
+                let _: redis::Value = redis::cmd("CLIENT")
+                    .arg(&["KILL", "TYPE", "pubsub"][..])
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        })
+    };
+    let mut published = Vec::new();
+    for i in 0..300 {
+        published.push(publisher.publish(draft(&ch, i)).await.unwrap().id());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    killer.await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < published.len() {
+        got.push(v.next().await.id());
+    }
+    v.assert_quiet(Duration::from_millis(300)).await;
+    assert_eq!(got, published, "in order, each exactly once");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_and_publishing_follow_redis_down_and_up_while_viewers_stay() {
+    let mut server = RedisServer::start().await;
+    let prefix = unique_prefix();
+    let broker = redis_broker_at(&server.url(), &prefix, 1000).await;
+    let ch = channel("outage");
+    let (sub, mut v) = viewer(1);
+    broker.subscribe(&ch, None, sub).await.unwrap();
+    let before = broker.publish(draft(&ch, 0)).await.unwrap().id();
+    assert_eq!(v.next().await.id(), before);
+
+    server.stop().await;
+    wait_until(
+        "un-ready after Redis stopped",
+        Duration::from_secs(5),
+        async || !broker.is_ready().await,
+    )
+    .await;
+    assert!(broker.publish(draft(&ch, 1)).await.is_err());
+    assert!(
+        broker
+            .claim("webhook", "x", Duration::from_secs(60))
+            .await
+            .is_err()
+    );
+
+    server.restart().await;
+    // SPEC §7.16: back within 10 s.
+    wait_until(
+        "ready after Redis restarted",
+        Duration::from_secs(10),
+        async || broker.is_ready().await,
+    )
+    .await;
+    let mut after = HashSet::new();
+    for i in 2..5 {
+        after.insert(broker.publish(draft(&ch, i)).await.unwrap().id());
+    }
+    for _ in 0..3 {
+        let id = v.next().await.id();
+        assert!(after.remove(&id), "unexpected or repeated {id}");
+        assert!(id > before);
+    }
+    v.assert_quiet(Duration::from_millis(200)).await;
+    assert!(!v.overflow.is_cancelled(), "the viewer stayed connected");
+    server.stop().await;
+}
