@@ -109,6 +109,11 @@ impl ResponseError for ApiError {
         if matches!(self, Self::Unavailable(_) | Self::AtCapacity(_)) {
             resp.insert_header(("Retry-After", "5"));
         }
+        if matches!(self, Self::PayloadTooLarge(_)) {
+            // The unread body is left on the connection, so it is closed; say
+            // so, or the client may reuse it for its next request and fail.
+            resp.force_close();
+        }
         resp.json(ErrorBody {
             error: self.code(),
             message: self.to_string(),
