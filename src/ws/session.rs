@@ -259,7 +259,10 @@ async fn handle_op(
                     return Ok(());
                 }
             };
-            subs.channels.insert(channel.clone(), replay.last_id());
+            // Live messages up to the last replayed id are duplicates; with no
+            // replay and no gap, `since` itself is the floor.
+            let floor = replay.last_id().or(if replay.gap { None } else { since });
+            subs.channels.insert(channel.clone(), floor);
             let head = ServerOp::Subscribed {
                 channel: channel.as_str(),
                 replayed: replay.messages.len(),

@@ -16,6 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{WebSocketStream, client_async_with_config};
 
+use crate::rawws::RawWs;
+
 pub type Ws = WebSocketStream<TcpStream>;
 
 /// Wall-clock nanoseconds since the Unix epoch (what `sent_ns` carries).
@@ -43,6 +45,8 @@ pub fn raise_nofile() -> u64 {
 #[derive(Clone, Debug)]
 pub struct Target {
     pub base: String,
+    /// `host[:port]` as in the URL (the Host header).
+    pub host: String,
     pub ws_url: String,
     pub addr: SocketAddr,
 }
@@ -70,6 +74,7 @@ impl Target {
         };
         Ok(Self {
             ws_url: format!("ws://{host_port}/ws"),
+            host: host_port,
             base,
             addr,
         })
@@ -187,19 +192,42 @@ impl Errors {
     }
 }
 
+/// Which WebSocket client the viewers use.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WsClient {
+    /// The built-in minimal client (a fraction of a microsecond per frame).
+    Raw,
+    /// tokio-tungstenite (to cross-check the raw client).
+    Tungstenite,
+}
+
+/// An open, subscribed viewer connection.
+pub enum Viewer {
+    Raw(RawWs),
+    Tungstenite(Box<Ws>),
+}
+
 /// How viewers reach the server: source addresses, WebSocket settings and timeouts.
 #[derive(Clone)]
 pub struct Dialer {
     pub target: Target,
     pub sources: Arc<Vec<Ipv4Addr>>,
     pub ws_config: WebSocketConfig,
+    pub read_buffer: usize,
+    pub client: WsClient,
     pub timeout: Duration,
 }
 
 impl Dialer {
     /// `sources == 0` picks one loopback source address per 1000 connections (at most
     /// 250) when the server is on loopback.
-    pub fn new(target: Target, connections: usize, sources: usize, read_buffer: usize) -> Self {
+    pub fn new(
+        target: Target,
+        connections: usize,
+        sources: usize,
+        read_buffer: usize,
+        client: WsClient,
+    ) -> Self {
         let loopback = matches!(target.addr.ip(), IpAddr::V4(ip) if ip.is_loopback());
         let count = if !loopback {
             0
@@ -223,6 +251,8 @@ impl Dialer {
             target,
             sources: Arc::new(list),
             ws_config,
+            read_buffer,
+            client,
             timeout: Duration::from_secs(30),
         }
     }
@@ -247,13 +277,33 @@ impl Dialer {
 
     /// Opens `/ws` with the cookie, waits for `welcome`, subscribes to `channel` and waits
     /// for `subscribed`.
-    pub async fn open_viewer(&self, idx: usize, cookie: &str, channel: &str) -> Result<Ws> {
-        tokio::time::timeout(self.timeout, self.open_inner(idx, cookie, channel))
+    pub async fn open_viewer(&self, idx: usize, cookie: &str, channel: &str) -> Result<Viewer> {
+        let open = async {
+            match self.client {
+                WsClient::Raw => self.open_raw(idx, cookie, channel).await.map(Viewer::Raw),
+                WsClient::Tungstenite => self
+                    .open_tungstenite(idx, cookie, channel)
+                    .await
+                    .map(|ws| Viewer::Tungstenite(Box::new(ws))),
+            }
+        };
+        tokio::time::timeout(self.timeout, open)
             .await
             .map_err(|_| anyhow!("timed out opening and subscribing"))?
     }
 
-    async fn open_inner(&self, idx: usize, cookie: &str, channel: &str) -> Result<Ws> {
+    async fn open_raw(&self, idx: usize, cookie: &str, channel: &str) -> Result<RawWs> {
+        let stream = self.tcp(idx).await?;
+        let mut ws =
+            RawWs::handshake(stream, &self.target.host, "/ws", cookie, self.read_buffer).await?;
+        ws.wait_for_op("welcome").await?;
+        let sub = serde_json::json!({"op": "subscribe", "channel": channel}).to_string();
+        ws.send_text(&sub).await.context("send subscribe")?;
+        ws.wait_for_op("subscribed").await?;
+        Ok(ws)
+    }
+
+    pub async fn open_tungstenite(&self, idx: usize, cookie: &str, channel: &str) -> Result<Ws> {
         let stream = self.tcp(idx).await?;
         let mut req = self
             .target
@@ -402,8 +452,26 @@ pub fn rss_bytes(pid: u32) -> Result<u64> {
     Ok(kb * 1024)
 }
 
-/// User + system CPU seconds the process has used, from `/proc/PID/stat`.
+/// CPU seconds the process has used: the sum over its threads of
+/// `/proc/PID/task/TID/schedstat` (nanoseconds), or `/proc/PID/stat` (clock ticks) when
+/// schedstat is unavailable.
 pub fn cpu_seconds(pid: u32) -> Option<f64> {
+    schedstat_seconds(pid).or_else(|| stat_seconds(pid))
+}
+
+fn schedstat_seconds(pid: u32) -> Option<f64> {
+    let mut ns: u64 = 0;
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let Ok(entry) = entry else { continue };
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        ns += text.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    (ns > 0).then_some(ns as f64 / 1e9)
+}
+
+fn stat_seconds(pid: u32) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after = &stat[stat.rfind(')')? + 1..];
     let fields: Vec<&str> = after.split_whitespace().collect();

@@ -12,8 +12,8 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::common::{
-    Dialer, Errors, Target, cpu_seconds, fmt_latency, http_client, latency_summary, now_ns,
-    raise_nofile, round2, sign_in_many,
+    Dialer, Errors, Target, WsClient, cpu_seconds, fmt_latency, http_client, latency_summary,
+    now_ns, raise_nofile, round2, sign_in_many,
 };
 use crate::viewers::Fleet;
 
@@ -52,8 +52,11 @@ pub struct FanoutArgs {
     /// Loopback source addresses to spread viewers over (0: one per 1000 viewers).
     #[arg(long, default_value_t = 0)]
     pub sources: usize,
+    /// WebSocket client of the viewers: `raw` (minimal, cheapest) or `tungstenite`.
+    #[arg(long, value_enum, default_value_t = WsClient::Raw)]
+    pub ws_client: WsClient,
     /// WebSocket read buffer per viewer, bytes.
-    #[arg(long, default_value_t = 16 * 1024)]
+    #[arg(long, default_value_t = 64 * 1024)]
     pub read_buffer: usize,
     /// Seconds to wait for deliveries after the last publish answered.
     #[arg(long, default_value_t = 10.0)]
@@ -82,7 +85,13 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     }
     let target = Target::resolve(&a.url).await?;
     let client = http_client(a.publishers.max(8))?;
-    let dialer = Dialer::new(target.clone(), a.viewers, a.sources, a.read_buffer);
+    let dialer = Dialer::new(
+        target.clone(),
+        a.viewers,
+        a.sources,
+        a.read_buffer,
+        a.ws_client,
+    );
     println!(
         "fanout: {} viewers x {} messages of ~{} B at {} on channel {} ({} source address(es), nofile {nofile})",
         a.viewers,
@@ -127,6 +136,8 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     }
 
     let cpu_before = a.pid.and_then(cpu_seconds);
+    let self_cpu_before = cpu_seconds(std::process::id());
+    let measure_start = Instant::now();
     let publish = publish_all(&a, &client, &target).await;
     let publish_end = Instant::now();
     let accepted_count = publish.accepted.iter().filter(|x| **x).count() as u64;
@@ -155,6 +166,12 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     }
     let drain_secs = publish_end.elapsed().as_secs_f64();
     let cpu_after = a.pid.and_then(cpu_seconds);
+    let self_cpu = match (self_cpu_before, cpu_seconds(std::process::id())) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+    let measure_secs = measure_start.elapsed().as_secs_f64();
+    let self_util = self_cpu.map(|c| c / measure_secs);
     let still_open = progress.open.load(Ordering::Relaxed);
 
     let (outs, task_errors) = fleet.finish().await;
@@ -247,14 +264,21 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     println!(
         "viewers closed early: {closed_early}; endings {ends:?}; still open at drain end: {still_open}; drained: {drained} after {drain_secs:.3} s"
     );
-    if bench_frames > 0 {
+    let avg_frame_bytes = bench_bytes.checked_div(bench_frames).unwrap_or(0);
+    println!(
+        "average event frame: {avg_frame_bytes} B; other frames: {other_frames}; server error frames: {server_errors}"
+    );
+    if let (Some(c), Some(per)) = (server_cpu, cpu_us_per_delivery) {
         println!(
-            "average event frame: {} B; other frames: {other_frames}; server error frames: {server_errors}",
-            bench_bytes / bench_frames
+            "server CPU during publish+drain: {c:.2} s = {per:.3} us per delivery ({:.0}% of one core)",
+            c / measure_secs * 100.0
         );
     }
-    if let (Some(c), Some(per)) = (server_cpu, cpu_us_per_delivery) {
-        println!("server CPU during publish+drain: {c:.2} s = {per:.3} us per delivery");
+    if let (Some(c), Some(u)) = (self_cpu, self_util) {
+        println!(
+            "load generator CPU during publish+drain: {c:.2} s over {measure_secs:.2} s = {:.0}% of one core",
+            u * 100.0
+        );
     }
 
     let ok = lost == 0 && dups == 0 && closed_early == 0 && ready.failed == 0;
@@ -295,12 +319,15 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         "span_secs": span_secs,
         "deliveries_per_sec": deliveries_per_sec.round(),
         "latency_ms": latency,
-        "avg_frame_bytes": if bench_frames > 0 { bench_bytes / bench_frames } else { 0 },
+        "avg_frame_bytes": avg_frame_bytes,
         "other_frames": other_frames,
         "server_error_frames": server_errors,
         "server_cpu_secs": server_cpu,
-        "server_cpu_us_per_delivery": cpu_us_per_delivery,
+        "server_cpu_us_per_delivery": cpu_us_per_delivery.map(|x| (x * 1000.0).round() / 1000.0),
+        "server_cpu_util": server_cpu.map(|c| round2(c / measure_secs)),
         "task_errors": task_errors.to_json(),
+        "loadgen_cpu_secs": self_cpu,
+        "loadgen_cpu_util": self_util.map(round2),
     }))
 }
 

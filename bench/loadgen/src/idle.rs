@@ -8,7 +8,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 use serde_json::json;
 
-use crate::common::{Dialer, Target, http_client, raise_nofile, round2, rss_bytes, sign_in_many};
+use crate::common::{
+    Dialer, Target, WsClient, http_client, raise_nofile, round2, rss_bytes, sign_in_many,
+};
 use crate::viewers::Fleet;
 
 #[derive(Args, Debug, Clone)]
@@ -37,6 +39,9 @@ pub struct IdleArgs {
     /// Loopback source addresses to spread viewers over (0: one per 1000 viewers).
     #[arg(long, default_value_t = 0)]
     pub sources: usize,
+    /// WebSocket client of the viewers: `raw` (minimal, cheapest) or `tungstenite`.
+    #[arg(long, value_enum, default_value_t = WsClient::Raw)]
+    pub ws_client: WsClient,
     /// WebSocket read buffer per viewer, bytes (client side only).
     #[arg(long, default_value_t = 4 * 1024)]
     pub read_buffer: usize,
@@ -58,7 +63,13 @@ pub async fn run(a: IdleArgs) -> Result<serde_json::Value> {
     }
     let target = Target::resolve(&a.url).await?;
     let client = http_client(8)?;
-    let dialer = Dialer::new(target.clone(), a.viewers, a.sources, a.read_buffer);
+    let dialer = Dialer::new(
+        target.clone(),
+        a.viewers,
+        a.sources,
+        a.read_buffer,
+        a.ws_client,
+    );
     println!(
         "idle: {} viewers on channel {} held {} s ({} source address(es), nofile {nofile})",
         a.viewers,

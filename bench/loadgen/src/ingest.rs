@@ -17,9 +17,10 @@ use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::{
-    Dialer, Errors, Target, cpu_seconds, fmt_latency, http_client, latency_summary, num_after,
-    raise_nofile, round2, sign_in,
+    Dialer, Errors, Target, WsClient, cpu_seconds, fmt_latency, http_client, latency_summary,
+    num_after, raise_nofile, round2, sign_in,
 };
+use crate::rawhttp;
 
 #[derive(Args, Debug, Clone)]
 pub struct IngestArgs {
@@ -47,18 +48,30 @@ pub struct IngestArgs {
     /// Server PID: reports the server CPU time used while sending.
     #[arg(long)]
     pub pid: Option<u32>,
+    /// HTTP client: `raw` (pre-serialized requests on keep-alive connections, cheapest)
+    /// or `reqwest`.
+    #[arg(long, value_enum, default_value_t = Client::Raw)]
+    pub client: Client,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Client {
+    Raw,
+    Reqwest,
 }
 
 const LOGIN_PREFIX: &str = "ingestfollower";
 
 struct Prepared {
+    /// The whole request, serialized, for the raw client.
+    raw: Vec<u8>,
     id: HeaderValue,
     timestamp: HeaderValue,
     signature: HeaderValue,
     body: Bytes,
 }
 
-fn prepare(secret: &str, channel: &str, count: usize) -> Result<Vec<Prepared>> {
+fn prepare(secret: &str, channel: &str, count: usize, host: &str) -> Result<Vec<Prepared>> {
     let sub_id = uuid::Uuid::new_v4().to_string();
     let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let mut out = Vec::with_capacity(count);
@@ -92,7 +105,23 @@ fn prepare(secret: &str, channel: &str, count: usize) -> Result<Vec<Prepared>> {
         mac.update(ts.as_bytes());
         mac.update(body.as_bytes());
         let sig = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        let raw = rawhttp::request(
+            "POST",
+            host,
+            "/api/callback",
+            &[
+                ("Content-Type", "application/json"),
+                ("Twitch-Eventsub-Message-Id", &id),
+                ("Twitch-Eventsub-Message-Timestamp", &ts),
+                ("Twitch-Eventsub-Message-Signature", &sig),
+                ("Twitch-Eventsub-Message-Type", "notification"),
+                ("Twitch-Eventsub-Subscription-Type", "channel.follow"),
+                ("Twitch-Eventsub-Subscription-Version", "2"),
+            ],
+            body.as_bytes(),
+        );
         out.push(Prepared {
+            raw,
             id: HeaderValue::from_str(&id)?,
             timestamp: HeaderValue::from_str(&ts)?,
             signature: HeaderValue::from_str(&sig)?,
@@ -100,6 +129,46 @@ fn prepare(secret: &str, channel: &str, count: usize) -> Result<Vec<Prepared>> {
         });
     }
     Ok(out)
+}
+
+struct Names {
+    id: HeaderName,
+    ts: HeaderName,
+    sig: HeaderName,
+    kind: HeaderName,
+    sub: HeaderName,
+    ver: HeaderName,
+}
+
+impl Names {
+    fn new() -> Self {
+        Self {
+            id: HeaderName::from_static("twitch-eventsub-message-id"),
+            ts: HeaderName::from_static("twitch-eventsub-message-timestamp"),
+            sig: HeaderName::from_static("twitch-eventsub-message-signature"),
+            kind: HeaderName::from_static("twitch-eventsub-message-type"),
+            sub: HeaderName::from_static("twitch-eventsub-subscription-type"),
+            ver: HeaderName::from_static("twitch-eventsub-subscription-version"),
+        }
+    }
+}
+
+async fn reqwest_send(client: &reqwest::Client, url: &str, p: &Prepared, n: &Names) -> Result<u16> {
+    let resp = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(&n.id, p.id.clone())
+        .header(&n.ts, p.timestamp.clone())
+        .header(&n.sig, p.signature.clone())
+        .header(&n.kind, HeaderValue::from_static("notification"))
+        .header(&n.sub, HeaderValue::from_static("channel.follow"))
+        .header(&n.ver, HeaderValue::from_static("2"))
+        .body(p.body.clone())
+        .send()
+        .await?;
+    let status = resp.status().as_u16();
+    let _ = resp.bytes().await;
+    Ok(status)
 }
 
 struct WorkerOut {
@@ -123,8 +192,10 @@ async fn start_watcher(
     count: usize,
 ) -> Result<Watcher> {
     let cookie = sign_in(client, &target.base, "ingestwatcher").await?;
-    let dialer = Dialer::new(target.clone(), 1, 1, 64 * 1024);
-    let mut ws = dialer.open_viewer(0, &cookie, channel).await?;
+    let dialer = Dialer::new(target.clone(), 1, 1, 64 * 1024, WsClient::Tungstenite);
+    let mut ws = tokio::time::timeout(dialer.timeout, dialer.open_tungstenite(0, &cookie, channel))
+        .await
+        .map_err(|_| anyhow::anyhow!("watcher timed out subscribing"))??;
     let unique = Arc::new(AtomicU64::new(0));
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let u = unique.clone();
@@ -185,6 +256,22 @@ async fn start_watcher(
     })
 }
 
+/// `eventsub_bridge_messages_published_total` from `/metrics`, when the server has it.
+async fn published_total(client: &reqwest::Client, base: &str) -> Option<u64> {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("eventsub_bridge_messages_published_total "))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map(|v| v as u64)
+}
+
 pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
     let nofile = raise_nofile();
     if a.count == 0 || a.concurrency == 0 {
@@ -193,12 +280,12 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
     let target = Target::resolve(&a.url).await?;
     let client = http_client(a.concurrency.max(8))?;
     println!(
-        "ingest: {} channel.follow notifications at concurrency {} for channel {} (nofile {nofile})",
-        a.count, a.concurrency, a.channel
+        "ingest: {} channel.follow notifications at concurrency {} for channel {} ({:?} client, nofile {nofile})",
+        a.count, a.concurrency, a.channel, a.client
     );
 
     let built = Instant::now();
-    let prepared = Arc::new(prepare(&a.secret, &a.channel, a.count)?);
+    let prepared = Arc::new(prepare(&a.secret, &a.channel, a.count, &target.host)?);
     println!(
         "signed {} notifications in {:.3} s (before timing)",
         a.count,
@@ -219,7 +306,9 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
 
     let url = format!("{}/api/callback", target.base);
     let next = Arc::new(AtomicUsize::new(0));
+    let published_before = published_total(&client, &target.base).await;
     let cpu_before = a.pid.and_then(cpu_seconds);
+    let self_cpu_before = cpu_seconds(std::process::id());
     let start = Instant::now();
     let mut handles = Vec::with_capacity(a.concurrency);
     for _ in 0..a.concurrency {
@@ -227,6 +316,8 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
         let prepared = prepared.clone();
         let next = next.clone();
         let url = url.clone();
+        let addr = target.addr;
+        let kind = a.client;
         handles.push(tokio::spawn(async move {
             let mut out = WorkerOut {
                 statuses: BTreeMap::new(),
@@ -234,42 +325,26 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
                 latencies: Vec::new(),
                 accepted: Vec::new(),
             };
-            let h_id = HeaderName::from_static("twitch-eventsub-message-id");
-            let h_ts = HeaderName::from_static("twitch-eventsub-message-timestamp");
-            let h_sig = HeaderName::from_static("twitch-eventsub-message-signature");
-            let h_type = HeaderName::from_static("twitch-eventsub-message-type");
-            let h_sub = HeaderName::from_static("twitch-eventsub-subscription-type");
-            let h_ver = HeaderName::from_static("twitch-eventsub-subscription-version");
+            let names = Names::new();
+            let mut conn = rawhttp::Conn::new(addr);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(p) = prepared.get(i) else { break };
                 let t = Instant::now();
-                let r = client
-                    .post(&url)
-                    .header(CONTENT_TYPE, "application/json")
-                    .header(&h_id, p.id.clone())
-                    .header(&h_ts, p.timestamp.clone())
-                    .header(&h_sig, p.signature.clone())
-                    .header(&h_type, HeaderValue::from_static("notification"))
-                    .header(&h_sub, HeaderValue::from_static("channel.follow"))
-                    .header(&h_ver, HeaderValue::from_static("2"))
-                    .body(p.body.clone())
-                    .send()
-                    .await;
+                let r = if kind == Client::Raw {
+                    conn.roundtrip(&p.raw).await
+                } else {
+                    reqwest_send(&client, &url, p, &names).await
+                };
+                out.latencies.push(t.elapsed().as_nanos() as u64);
                 match r {
-                    Ok(resp) => {
-                        let status = resp.status().as_u16();
-                        let _ = resp.bytes().await;
-                        out.latencies.push(t.elapsed().as_nanos() as u64);
+                    Ok(status) => {
                         *out.statuses.entry(status).or_insert(0) += 1;
                         if (200..300).contains(&status) {
                             out.accepted.push(i);
                         }
                     }
-                    Err(e) => {
-                        out.latencies.push(t.elapsed().as_nanos() as u64);
-                        out.errors.add(format!("{e:#}"));
-                    }
+                    Err(e) => out.errors.add(format!("{e:#}")),
                 }
             }
             out
@@ -296,6 +371,10 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
     }
     let secs = start.elapsed().as_secs_f64();
     let cpu_after = a.pid.and_then(cpu_seconds);
+    let self_util = match (self_cpu_before, cpu_seconds(std::process::id())) {
+        (Some(b), Some(a)) => Some((a - b) / secs),
+        _ => None,
+    };
     let oldest_age = built.elapsed().as_secs_f64();
     let accepted_count = accepted.iter().filter(|x| **x).count() as u64;
     let rps = a.count as f64 / secs;
@@ -318,13 +397,47 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
     if let (Some(c), Some(per)) = (server_cpu, cpu_us_per_request) {
         println!("server CPU while sending: {c:.2} s = {per:.2} us per request");
     }
+    if let Some(u) = self_util {
+        println!(
+            "load generator CPU while sending: {:.0}% of one core",
+            u * 100.0
+        );
+    }
 
-    // Loss check through the watcher.
+    // Loss check 1: the server's own count of published messages (a fresh server has
+    // published nothing else).
+    let mut published: Option<u64> = None;
+    if let Some(before) = published_before {
+        let deadline = Instant::now() + Duration::from_secs_f64(a.drain_timeout);
+        loop {
+            let now = published_total(&client, &target.base).await;
+            published = now.map(|n| n.saturating_sub(before));
+            if published.is_none_or(|p| p >= accepted_count) || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let lost = published.map(|p| accepted_count.saturating_sub(p));
+    match published {
+        Some(p) => println!(
+            "server metrics: {p} messages published for {accepted_count} accepted notifications, lost {}",
+            accepted_count.saturating_sub(p)
+        ),
+        None => println!(
+            "server metrics: no eventsub_bridge_messages_published_total, loss not counted there"
+        ),
+    }
+
+    // Loss check 2: a viewer subscribed to the channel.
     let mut watch_json = serde_json::Value::Null;
-    let mut lost: Option<u64> = None;
+    let mut watch_missed = 0u64;
     if let Some(w) = watcher {
         let deadline = Instant::now() + Duration::from_secs_f64(a.drain_timeout);
-        while w.unique.load(Ordering::Relaxed) < accepted_count && Instant::now() < deadline {
+        while w.unique.load(Ordering::Relaxed) < accepted_count
+            && !w.handle.is_finished()
+            && Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
         let _ = w.stop.send(true);
@@ -336,13 +449,13 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
                     .zip(&seen)
                     .filter(|(acc, s)| **acc && !**s)
                     .count() as u64;
-                lost = Some(missing);
+                watch_missed = missing + dups;
                 println!(
-                    "watcher: received {received} of {accepted_count} accepted, lost {missing}, duplicated {dups}, unparsed {unparsed}, ending {end}"
+                    "watcher viewer: received {received} of {accepted_count} accepted, missed {missing}, duplicated {dups}, unparsed {unparsed}, ending {end}"
                 );
                 watch_json = json!({
                     "received": received,
-                    "lost": missing,
+                    "missed": missing,
                     "duplicated": dups,
                     "unparsed": unparsed,
                     "other_frames": other,
@@ -359,12 +472,13 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
         .filter(|(k, _)| !(200..300).contains(*k))
         .map(|(_, v)| v)
         .sum();
-    let ok = non_2xx == 0 && errors.total() == 0 && lost.unwrap_or(0) == 0;
+    let ok = non_2xx == 0 && errors.total() == 0 && lost.unwrap_or(0) == 0 && watch_missed == 0;
     Ok(json!({
         "mode": "ingest",
         "ok": ok,
         "count": a.count,
         "concurrency": a.concurrency,
+        "client": format!("{:?}", a.client).to_lowercase(),
         "channel": a.channel,
         "secs": secs,
         "requests_per_sec": rps.round(),
@@ -374,9 +488,12 @@ pub async fn run(a: IngestArgs) -> Result<serde_json::Value> {
         "errors": errors.to_json(),
         "error_count": errors.total(),
         "latency_ms": latency,
+        "published": published,
         "lost": lost,
         "watch": watch_json,
         "server_cpu_secs": server_cpu,
         "server_cpu_us_per_request": cpu_us_per_request.map(round2),
+        "loadgen_cpu_util": self_util.map(round2),
+        "server_cpu_util": server_cpu.map(|c| round2(c / secs)),
     }))
 }

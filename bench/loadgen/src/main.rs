@@ -8,6 +8,8 @@ mod common;
 mod fanout;
 mod idle;
 mod ingest;
+mod rawhttp;
+mod rawws;
 mod viewers;
 
 use clap::{Parser, Subcommand};

@@ -9,7 +9,8 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::common::{Dialer, Errors, Ws, now_ns, num_after};
+use crate::common::{Dialer, Errors, Viewer, Ws, now_ns, num_after};
+use crate::rawws::RawWs;
 
 /// Counters the main task watches while deliveries drain.
 #[derive(Default)]
@@ -157,7 +158,12 @@ impl Fleet {
                 let _ = ready_tx.send(Ok(()));
                 drop(ready_tx);
                 out.latencies.reserve_exact(messages);
-                read_loop(ws, &mut out, messages, stop_rx, &progress).await;
+                match ws {
+                    Viewer::Raw(ws) => raw_loop(ws, &mut out, messages, stop_rx, &progress).await,
+                    Viewer::Tungstenite(ws) => {
+                        read_loop(*ws, &mut out, messages, stop_rx, &progress).await
+                    }
+                }
                 progress.open.fetch_sub(1, Ordering::Relaxed);
                 if out.end.early() && (out.unique as usize) < messages {
                     progress
@@ -269,19 +275,73 @@ async fn read_loop(
     }
 }
 
+async fn raw_loop(
+    mut ws: RawWs,
+    out: &mut ViewerOutcome,
+    messages: usize,
+    mut stop: watch::Receiver<bool>,
+    progress: &Progress,
+) {
+    loop {
+        let ctl = ws.process(|data| {
+            match std::str::from_utf8(data) {
+                Ok(t) => on_text(t, out, messages, progress),
+                Err(_) => out.other_frames += 1,
+            }
+            true
+        });
+        let ctl = match ctl {
+            Ok(c) => c,
+            Err(e) => {
+                out.end = End::Error(format!("{e:#}"));
+                return;
+            }
+        };
+        if !ctl.pings.is_empty() || ctl.close.is_some() {
+            if let Err(e) = ws.answer(&ctl).await {
+                out.end = End::Error(format!("write: {e}"));
+                return;
+            }
+            if let Some(code) = ctl.close {
+                out.end = End::Closed(code);
+                return;
+            }
+        }
+        let n = tokio::select! {
+            biased;
+            _ = stop.changed() => {
+                out.end = End::Stopped;
+                let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
+                return;
+            }
+            n = ws.fill() => n,
+        };
+        match n {
+            Ok(0) => {
+                out.end = End::Eof;
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                out.end = End::Error(e.to_string());
+                return;
+            }
+        }
+    }
+}
+
 fn on_text(text: &str, out: &mut ViewerOutcome, messages: usize, progress: &Progress) {
     let recv_ns = now_ns();
-    if !text.contains("\"sent_ns\"") {
+    let Some(sent) = num_after(text, "\"sent_ns\":") else {
         out.other_frames += 1;
         if text.contains("\"error\"") {
             out.server_errors += 1;
         }
         return;
-    }
+    };
     out.bench_frames += 1;
     out.bench_bytes += text.len() as u64;
-    let (Some(seq), Some(sent)) = (num_after(text, "\"seq\":"), num_after(text, "\"sent_ns\":"))
-    else {
+    let Some(seq) = num_after(text, "\"seq\":") else {
         out.unparsed += 1;
         return;
     };
