@@ -160,8 +160,8 @@ pub struct Errors(pub BTreeMap<String, u64>);
 impl Errors {
     pub fn add(&mut self, msg: impl Into<String>) {
         let mut msg: String = msg.into();
-        if msg.len() > 160 {
-            let mut cut = 160;
+        if msg.len() > 240 {
+            let mut cut = 240;
             while !msg.is_char_boundary(cut) {
                 cut -= 1;
             }

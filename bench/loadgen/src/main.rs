@@ -1,7 +1,8 @@
 //! Load generator for eventsub-bridge: `fanout`, `ingest` and `idle` modes.
 //!
 //! Every run prints human-readable lines and ends with one `RESULT {json}` line that
-//! bench/run.sh parses.
+//! bench/run.sh parses. Exit status: 0 when `ok` (no loss, duplicate, error or early
+//! close), 2 when it ran but something of that kind happened, 1 when it could not run.
 #![recursion_limit = "256"]
 
 mod common;
@@ -45,7 +46,12 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(v) => {
             common::print_result(&v);
-            std::process::ExitCode::SUCCESS
+            // 2: it ran, but saw loss, duplicates, errors or early closes.
+            if v.get("ok").and_then(|o| o.as_bool()) == Some(true) {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::from(2)
+            }
         }
         Err(e) => {
             eprintln!("loadgen {mode}: {e:#}");

@@ -242,10 +242,13 @@ async fn read_loop(
     mut stop: watch::Receiver<bool>,
     progress: &Progress,
 ) {
+    // Registered once: re-arming a notification per frame costs more than the frame.
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         let msg = tokio::select! {
             biased;
-            _ = stop.changed() => {
+            _ = &mut stopped => {
                 out.end = End::Stopped;
                 let _ = tokio::time::timeout(Duration::from_secs(2), ws.close(None)).await;
                 return;
@@ -282,6 +285,8 @@ async fn raw_loop(
     mut stop: watch::Receiver<bool>,
     progress: &Progress,
 ) {
+    let stopped = stop.changed();
+    tokio::pin!(stopped);
     loop {
         let ctl = ws.process(|data| {
             match std::str::from_utf8(data) {
@@ -309,7 +314,7 @@ async fn raw_loop(
         }
         let n = tokio::select! {
             biased;
-            _ = stop.changed() => {
+            _ = &mut stopped => {
                 out.end = End::Stopped;
                 let _ = tokio::time::timeout(Duration::from_secs(2), ws.close()).await;
                 return;
