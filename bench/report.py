@@ -64,6 +64,30 @@ def fmt_ms(v):
     return "–" if v is None else f"{v:.2f}"
 
 
+def fanout_row(n, rs):
+    """One fan-out table row; callers may append further columns."""
+    r0 = rs[0]
+    rate = r0.get("rate")
+    rate_s = "flat out" if not rate else f"{rate:g}/s"
+    shape = f"{r0.get('viewers', '?')} × {r0.get('messages', '?')} @ {rate_s}"
+    if r0.get("bytes"):
+        shape += f", {r0['bytes']} B"
+    return (
+        f"| {n} | {shape} | {fmt(med([r.get('deliveries_per_sec') for r in rs]))} | "
+        f"{fmt_ms(med([lat(r, 'p50') for r in rs]))} | "
+        f"{fmt_ms(med([lat(r, 'p90') for r in rs]))} | "
+        f"{fmt_ms(med([lat(r, 'p99') for r in rs]))} | "
+        f"{fmt_ms(med([lat(r, 'max') for r in rs]))} | "
+        f"{fmt(total([r.get('lost') for r in rs]))} | "
+        f"{fmt(total([r.get('duplicated') for r in rs]))} | "
+        f"{fmt(total([r.get('closed_early') for r in rs]))} | "
+        f"{fmt_ms(med([r.get('server_cpu_us_per_delivery') for r in rs]))} | "
+        f"{pct(med([r.get('server_cpu_util') for r in rs]))} | "
+        f"{pct(med([r.get('loadgen_cpu_util') for r in rs]))} | "
+        f"{fmt(med([div(r.get('server_peak_rss_kb'), 1024) for r in rs]), 1)} |"
+    )
+
+
 def main():
     ap = argparse.ArgumentParser()
     for flag in [
@@ -102,12 +126,14 @@ def main():
     )
     w(
         f"- **Method**: a fresh server per run pinned to CPU {a.server_cpu}, the load generator "
-        f"(`bench/loadgen`) pinned to CPU {a.loadgen_cpu}; {a.repeats} run(s) per case. Speeds "
+        f"(`bench/loadgen`) pinned to CPU {a.loadgen_cpu} (Redis-mode cases: two instances, "
+        f"both on CPU {a.server_cpu}); {a.repeats} run(s) per case. Speeds "
         "and latencies are medians over the runs; lost, duplicated, closed-early and error "
         "counts are totals over all runs.\n"
     )
 
     fan = [(n, rs) for n, rs in cases.items() if n.startswith("fanout")]
+    red = [(n, rs) for n, rs in cases.items() if n.startswith("redis-fanout")]
     ing = [(n, rs) for n, rs in cases.items() if n.startswith("ingest")]
     idl = [(n, rs) for n, rs in cases.items() if n.startswith("idle")]
     failed_runs = []
@@ -133,26 +159,47 @@ def main():
         )
         w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for n, rs in fan:
-            r0 = rs[0]
-            rate = r0.get("rate")
-            rate_s = "flat out" if not rate else f"{rate:g}/s"
-            shape = f"{r0.get('viewers', '?')} × {r0.get('messages', '?')} @ {rate_s}"
-            if r0.get("bytes"):
-                shape += f", {r0['bytes']} B"
-            w(
-                f"| {n} | {shape} | {fmt(med([r.get('deliveries_per_sec') for r in rs]))} | "
-                f"{fmt_ms(med([lat(r, 'p50') for r in rs]))} | "
-                f"{fmt_ms(med([lat(r, 'p90') for r in rs]))} | "
-                f"{fmt_ms(med([lat(r, 'p99') for r in rs]))} | "
-                f"{fmt_ms(med([lat(r, 'max') for r in rs]))} | "
-                f"{fmt(total([r.get('lost') for r in rs]))} | "
-                f"{fmt(total([r.get('duplicated') for r in rs]))} | "
-                f"{fmt(total([r.get('closed_early') for r in rs]))} | "
-                f"{fmt_ms(med([r.get('server_cpu_us_per_delivery') for r in rs]))} | "
-                f"{pct(med([r.get('server_cpu_util') for r in rs]))} | "
-                f"{pct(med([r.get('loadgen_cpu_util') for r in rs]))} | "
-                f"{fmt(med([div(r.get('server_peak_rss_kb'), 1024) for r in rs]), 1)} |"
-            )
+            w(fanout_row(n, rs))
+        w("")
+
+    if red:
+        w("## Fan-out through Redis (two instances)\n")
+        w(
+            "Redis mode (issue 4): two server instances sharing one Redis (`REDIS_URL`), both "
+            "pinned to the same core, viewers split round-robin across them, every message "
+            "published through the first instance. So half of the viewers get each message "
+            "from the instance it was published on and half from the other one; both halves "
+            "go through Redis (the publishing instance hears its own message back over "
+            "pub/sub). Server CPU and RSS are the two instances summed; Redis CPU % is the "
+            "(unpinned) Redis server's CPU time over the same interval.\n"
+        )
+        w(
+            "| case | viewers × messages @ rate | deliveries/s | p50 ms | p90 ms | p99 ms | "
+            "max ms | lost | dup | closed early | server CPU µs/delivery | server CPU % | "
+            "loadgen CPU % | server peak RSS MiB | Redis CPU % |"
+        )
+        w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n, rs in red:
+            w(fanout_row(n, rs) + f" {pct(med([r.get('redis_cpu_util') for r in rs]))} |")
+        w("")
+        w("Per instance (medians over runs; lost and dup are totals):\n")
+        w("| case | instance | viewers | p50 ms | p99 ms | lost | dup | server CPU % | peak RSS MiB |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for n, rs in red:
+            count = max(len(r.get("instances") or []) for r in rs)
+            for k in range(count):
+                per = [(r.get("instances") or [])[k] for r in rs if k < len(r.get("instances") or [])]
+                rss = [div(r["server_peak_rss_kb_each"][k], 1024)
+                       for r in rs if k < len(r.get("server_peak_rss_kb_each") or [])]
+                w(
+                    f"| {n} | {k} | {fmt(med([p.get('viewers_connected') for p in per]))} | "
+                    f"{fmt_ms(med([lat(p, 'p50') for p in per]))} | "
+                    f"{fmt_ms(med([lat(p, 'p99') for p in per]))} | "
+                    f"{fmt(total([p.get('lost') for p in per]))} | "
+                    f"{fmt(total([p.get('duplicated') for p in per]))} | "
+                    f"{pct(med([p.get('server_cpu_util') for p in per]))} | "
+                    f"{fmt(med(rss), 1)} |"
+                )
         w("")
 
     if ing:

@@ -209,51 +209,52 @@ async fn build_broker(
     Ok((Broker::Redis(redis), sessions))
 }
 
-/// The route table (SPEC §4).
+/// The route table (SPEC §4). The hot routes (webhook, publish, `/ws`) come
+/// first: actix tries routes in order, and dynamic patterns cost a regex match.
 pub fn routes_table(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(routes::pages::get_home))
-        .route("/pick", web::get().to(routes::pages::get_pick))
-        .route("/watch/{streamer}", web::get().to(routes::pages::get_watch))
-        .route("/static/style.css", web::get().to(routes::pages::get_style))
-        .route("/static/feed.js", web::get().to(routes::pages::get_feed_js))
-        .route("/auth/local", web::post().to(routes::auth::post_local))
-        .route("/auth/logout", web::post().to(routes::auth::post_logout))
-        .route("/auth/login", web::get().to(routes::oauth::get_login))
-        .route("/auth/callback", web::get().to(routes::oauth::get_callback))
-        .route(
-            "/api/subscriptions",
-            web::get().to(routes::subscriptions::get_subscriptions),
-        )
-        .route(
-            "/api/subscriptions",
-            web::post().to(routes::subscriptions::post_subscriptions),
-        )
-        .route(
-            "/api/subscriptions/{id}",
-            web::delete().to(routes::subscriptions::delete_subscription),
-        )
-        .route(
-            "/api/callback",
-            web::post().to(routes::callback::post_callback),
-        )
-        .route(
-            "/api/callback",
-            web::get().to(routes::callback::get_callback),
-        )
-        .route("/ws", web::get().to(routes::ws::get_ws))
-        .route(
-            "/api/channels/{name}/events",
-            web::get().to(routes::channels::get_events),
-        )
-        .route(
-            "/api/channels/{name}/history",
-            web::get().to(routes::channels::get_history),
-        )
-        .route(
-            "/api/publish",
-            web::post().to(routes::publish::post_publish),
-        )
-        .route("/healthz", web::get().to(routes::health::get_healthz))
-        .route("/readyz", web::get().to(routes::health::get_readyz))
-        .route("/metrics", web::get().to(routes::health::get_metrics));
+    cfg.route(
+        "/api/callback",
+        web::post().to(routes::callback::post_callback),
+    )
+    .route(
+        "/api/callback",
+        web::get().to(routes::callback::get_callback),
+    )
+    .route(
+        "/api/publish",
+        web::post().to(routes::publish::post_publish),
+    )
+    .route("/ws", web::get().to(routes::ws::get_ws))
+    .route("/healthz", web::get().to(routes::health::get_healthz))
+    .route("/readyz", web::get().to(routes::health::get_readyz))
+    .route("/metrics", web::get().to(routes::health::get_metrics))
+    .route("/", web::get().to(routes::pages::get_home))
+    .route("/pick", web::get().to(routes::pages::get_pick))
+    .route("/static/style.css", web::get().to(routes::pages::get_style))
+    .route("/static/feed.js", web::get().to(routes::pages::get_feed_js))
+    .route("/auth/local", web::post().to(routes::auth::post_local))
+    .route("/auth/logout", web::post().to(routes::auth::post_logout))
+    .route("/auth/login", web::get().to(routes::oauth::get_login))
+    .route("/auth/callback", web::get().to(routes::oauth::get_callback))
+    .route(
+        "/api/subscriptions",
+        web::get().to(routes::subscriptions::get_subscriptions),
+    )
+    .route(
+        "/api/subscriptions",
+        web::post().to(routes::subscriptions::post_subscriptions),
+    )
+    .route(
+        "/api/subscriptions/{id}",
+        web::delete().to(routes::subscriptions::delete_subscription),
+    )
+    .route("/watch/{streamer}", web::get().to(routes::pages::get_watch))
+    .route(
+        "/api/channels/{name}/events",
+        web::get().to(routes::channels::get_events),
+    )
+    .route(
+        "/api/channels/{name}/history",
+        web::get().to(routes::channels::get_history),
+    );
 }

@@ -18,6 +18,8 @@ use crate::state::AppState;
 use super::protocol::{ClientOp, ProtocolError, ServerOp};
 use super::rate::RateLimiter;
 
+/// Most queued messages written per wake-up before other work gets a turn.
+const MAX_BATCH: usize = 64;
 /// Close code for a viewer that could not keep up (SPEC §5).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// How long a close may wait behind queued frames before the connection is
@@ -182,19 +184,28 @@ pub async fn run(
                 }
             }
             Some(env) = rx.recv() => {
-                // Skip messages of channels left since, and duplicates of a replay.
-                let wanted = match subs.channels.get(env.channel()) {
-                    Some(Some(after)) => env.id() > *after,
-                    Some(None) => true,
-                    None => false,
-                };
-                if wanted {
-                    if let Flow::Stop = send(&mut session, env.frame().clone(), &overflow).await {
-                        if overflow.is_cancelled() {
-                            state.metrics.slow_consumers.inc();
-                            close(session, CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow consumer: reconnect with since").await;
+                // Drain what is already queued in one go: one wake-up writes a
+                // batch, and the frames coalesce into fewer socket writes.
+                let mut next = Some(env);
+                let mut batch = 0;
+                while let Some(env) = next.take() {
+                    // Skip messages of channels left since, and duplicates of a replay.
+                    let wanted = match subs.channels.get(env.channel()) {
+                        Some(Some(after)) => env.id() > *after,
+                        Some(None) => true,
+                        None => false,
+                    };
+                    if wanted {
+                        if let Flow::Stop = send(&mut session, env.frame().clone(), &overflow).await {
+                            if overflow.is_cancelled() {
+                                close(session, CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow consumer: reconnect with since").await;
+                            }
+                            return;
                         }
-                        return;
+                    }
+                    batch += 1;
+                    if batch < MAX_BATCH {
+                        next = rx.try_recv().ok();
                     }
                 }
             }

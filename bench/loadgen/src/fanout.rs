@@ -15,13 +15,22 @@ use crate::common::{
     Dialer, Errors, Target, WsClient, cpu_seconds, fmt_latency, http_client, latency_summary,
     now_ns, raise_nofile, round2, sign_in_many,
 };
-use crate::viewers::Fleet;
+use crate::viewers::{Fleet, Instance};
 
 #[derive(Args, Debug, Clone)]
 pub struct FanoutArgs {
-    /// Server base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8080")]
-    pub url: String,
+    /// Server base URL. Repeat it to spread the viewers round-robin over several instances
+    /// (Redis mode: viewer i connects to URL number i mod N); each instance signs in its
+    /// own users.
+    #[arg(
+        long = "url",
+        value_name = "URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
+    pub urls: Vec<String>,
+    /// Where POST /api/publish goes (default: the first --url).
+    #[arg(long, value_name = "URL")]
+    pub publish_url: Option<String>,
     /// Number of subscribed viewers.
     #[arg(long, default_value_t = 1000)]
     pub viewers: usize,
@@ -65,8 +74,31 @@ pub struct FanoutArgs {
     #[arg(long, default_value_t = 180.0)]
     pub connect_timeout: f64,
     /// Server PID: reports the server CPU time used between first publish and drain.
-    #[arg(long)]
-    pub pid: Option<u32>,
+    /// Repeat it for several instances (in --url order): the CPU time is summed, and
+    /// reported per instance too.
+    #[arg(long = "pid", value_name = "PID")]
+    pub pids: Vec<u32>,
+    /// PID of the Redis server (Redis mode): reports its CPU time over the same interval.
+    #[arg(long, value_name = "PID")]
+    pub redis_pid: Option<u32>,
+}
+
+/// CPU seconds of every process in `pids`, or `None` when one cannot be read.
+fn cpu_each(pids: &[u32]) -> Option<Vec<f64>> {
+    pids.iter().map(|&p| cpu_seconds(p)).collect()
+}
+
+/// Per-instance totals of the viewers that connected to one instance.
+#[derive(Default)]
+struct PerInstance {
+    viewers: u64,
+    connected: u64,
+    expected: u64,
+    received: u64,
+    lost: u64,
+    duplicated: u64,
+    closed_early: u64,
+    latency: Option<hdrhistogram::Histogram<u64>>,
 }
 
 struct PublishOutcome {
@@ -83,17 +115,43 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     if a.viewers == 0 {
         bail!("--viewers must be at least 1");
     }
-    let target = Target::resolve(&a.url).await?;
+    if a.urls.is_empty() {
+        bail!("at least one --url is needed");
+    }
+    if !a.pids.is_empty() && a.pids.len() != a.urls.len() {
+        bail!(
+            "{} --pid for {} --url: give one PID per instance, in --url order",
+            a.pids.len(),
+            a.urls.len()
+        );
+    }
+    let n_inst = a.urls.len();
+    let mut targets = Vec::with_capacity(n_inst);
+    for url in &a.urls {
+        targets.push(Target::resolve(url).await?);
+    }
+    let publish_target = match &a.publish_url {
+        Some(url) => Target::resolve(url).await?,
+        None => targets[0].clone(),
+    };
     let client = http_client(a.publishers.max(8))?;
-    let dialer = Dialer::new(
-        target.clone(),
-        a.viewers,
-        a.sources,
-        a.read_buffer,
-        a.ws_client,
-    );
+    // Viewer i goes to instance i mod N, so instance k gets ceil((viewers - k) / N).
+    let viewers_of = |k: usize| (a.viewers + n_inst - 1 - k) / n_inst;
+    let dialers: Vec<Dialer> = targets
+        .iter()
+        .enumerate()
+        .map(|(k, t)| {
+            Dialer::new(
+                t.clone(),
+                viewers_of(k),
+                a.sources,
+                a.read_buffer,
+                a.ws_client,
+            )
+        })
+        .collect();
     println!(
-        "fanout: {} viewers x {} messages of ~{} B at {} on channel {} ({} source address(es), nofile {nofile})",
+        "fanout: {} viewers x {} messages of ~{} B at {} on channel {} ({} source address(es) per instance, nofile {nofile})",
         a.viewers,
         a.messages,
         a.bytes,
@@ -103,20 +161,51 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
             "flat out".to_string()
         },
         a.channel,
-        dialer.source_count()
+        dialers[0].source_count()
     );
+    if n_inst > 1 || a.publish_url.is_some() {
+        for (k, t) in targets.iter().enumerate() {
+            println!("  instance {k}: {} viewers on {}", viewers_of(k), t.base);
+        }
+        println!("  publishing through {}", publish_target.base);
+    }
 
-    let users = a.viewers.div_ceil(a.viewers_per_user.max(1));
-    let (cookies, signin_errors) = sign_in_many(&client, &target.base, "viewer", users).await;
-    println!("signed in {} of {users} users", cookies.len());
-    signin_errors.print("sign-in error");
-    if cookies.is_empty() {
-        bail!("no user could sign in (is the server in local mode?)");
+    // Every instance signs in its own users (distinct logins per instance), so that no
+    // viewer relies on a session made elsewhere.
+    let mut instances = Vec::with_capacity(n_inst);
+    let mut signin_errors = Errors::default();
+    for (k, dialer) in dialers.iter().enumerate() {
+        let users = viewers_of(k).div_ceil(a.viewers_per_user.max(1));
+        let prefix = if k == 0 {
+            "viewer".to_string()
+        } else {
+            format!("viewer_i{k}_")
+        };
+        let (cookies, errors) = sign_in_many(&client, &dialer.target.base, &prefix, users).await;
+        if n_inst > 1 {
+            println!(
+                "signed in {} of {users} users on instance {k}",
+                cookies.len()
+            );
+        } else {
+            println!("signed in {} of {users} users", cookies.len());
+        }
+        errors.print("sign-in error");
+        signin_errors.merge(&errors);
+        if cookies.is_empty() && users > 0 {
+            bail!(
+                "no user could sign in on {} (is the server in local mode?)",
+                dialer.target.base
+            );
+        }
+        instances.push(Instance {
+            dialer: dialer.clone(),
+            cookies: Arc::new(cookies),
+        });
     }
 
     let mut fleet = Fleet::spawn(
-        &dialer,
-        Arc::new(cookies),
+        &instances,
         &a.channel,
         a.viewers,
         a.messages,
@@ -135,10 +224,11 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         bail!("no viewer could connect and subscribe");
     }
 
-    let cpu_before = a.pid.and_then(cpu_seconds);
+    let cpu_before = cpu_each(&a.pids);
+    let redis_cpu_before = a.redis_pid.and_then(cpu_seconds);
     let self_cpu_before = cpu_seconds(std::process::id());
     let measure_start = Instant::now();
-    let publish = publish_all(&a, &client, &target).await;
+    let publish = publish_all(&a, &client, &publish_target).await;
     let publish_end = Instant::now();
     let accepted_count = publish.accepted.iter().filter(|x| **x).count() as u64;
     println!(
@@ -165,7 +255,8 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let drain_secs = publish_end.elapsed().as_secs_f64();
-    let cpu_after = a.pid.and_then(cpu_seconds);
+    let cpu_after = cpu_each(&a.pids);
+    let redis_cpu_after = a.redis_pid.and_then(cpu_seconds);
     let self_cpu = match (self_cpu_before, cpu_seconds(std::process::id())) {
         (Some(b), Some(a)) => Some(a - b),
         _ => None,
@@ -194,9 +285,28 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     let mut viewers_with_loss = 0u64;
     let mut viewers_with_dups = 0u64;
     let mut expected = 0u64;
+    let mut per: Vec<PerInstance> = (0..n_inst)
+        .map(|k| PerInstance {
+            viewers: viewers_of(k) as u64,
+            latency: hdrhistogram::Histogram::new(3).ok(),
+            ..PerInstance::default()
+        })
+        .collect();
     for o in &outs {
         if matches!(o.end, crate::viewers::End::NotConnected) {
             continue;
+        }
+        let pi = &mut per[o.instance.min(n_inst - 1)];
+        pi.connected += 1;
+        pi.expected += accepted_count;
+        pi.duplicated += o.dups;
+        if o.end.early() {
+            pi.closed_early += 1;
+        }
+        if let Some(h) = pi.latency.as_mut() {
+            for &ns in &o.latencies {
+                let _ = h.record(ns.max(1));
+            }
         }
         *ends.entry(o.end.label()).or_insert(0) += 1;
         if o.end.early() {
@@ -210,6 +320,8 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
             .filter(|(i, acc)| **acc && o.has(*i))
             .count() as u64;
         received_accepted += got;
+        pi.received += got;
+        pi.lost += accepted_count - got;
         if got < accepted_count {
             viewers_with_loss += 1;
         }
@@ -241,7 +353,14 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     };
     let latency = latency_summary(&lat);
     let publish_latency = latency_summary(&publish.latencies);
-    let server_cpu = match (cpu_before, cpu_after) {
+    // Per instance, then summed: in Redis mode every instance is pinned to the same core,
+    // so the sum is still "server CPU" on one core.
+    let server_cpu_each: Option<Vec<f64>> = match (cpu_before, cpu_after) {
+        (Some(b), Some(a)) if !b.is_empty() => Some(a.iter().zip(&b).map(|(a, b)| a - b).collect()),
+        _ => None,
+    };
+    let server_cpu = server_cpu_each.as_ref().map(|v| v.iter().sum::<f64>());
+    let redis_cpu = match (redis_cpu_before, redis_cpu_after) {
         (Some(b), Some(a)) => Some(a - b),
         _ => None,
     };
@@ -274,6 +393,56 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
             c / measure_secs * 100.0
         );
     }
+    if let Some(each) = server_cpu_each.as_ref().filter(|v| v.len() > 1) {
+        let shown: Vec<String> = each.iter().map(|c| format!("{c:.2} s")).collect();
+        println!("  server CPU per instance: {}", shown.join(", "));
+    }
+    if let Some(c) = redis_cpu {
+        println!(
+            "Redis CPU during publish+drain: {c:.2} s ({:.0}% of one core)",
+            c / measure_secs * 100.0
+        );
+    }
+    let instances_json: Vec<serde_json::Value> = per
+        .iter()
+        .enumerate()
+        .map(|(k, p)| {
+            let lat = p
+                .latency
+                .as_ref()
+                .map(crate::common::hist_summary)
+                .unwrap_or(serde_json::Value::Null);
+            if n_inst > 1 {
+                println!(
+                    "instance {k} ({}): {} of {} viewers, received {} of {}, lost {}, duplicated {}, closed early {}; latency {}",
+                    targets[k].base,
+                    p.connected,
+                    p.viewers,
+                    p.received,
+                    p.expected,
+                    p.lost,
+                    p.duplicated,
+                    p.closed_early,
+                    fmt_latency(&lat)
+                );
+            }
+            let cpu = server_cpu_each.as_ref().and_then(|v| v.get(k).copied());
+            json!({
+                "url": targets[k].base,
+                "pid": a.pids.get(k),
+                "viewers": p.viewers,
+                "viewers_connected": p.connected,
+                "expected": p.expected,
+                "received": p.received,
+                "lost": p.lost,
+                "duplicated": p.duplicated,
+                "closed_early": p.closed_early,
+                "latency_ms": lat,
+                "server_cpu_secs": cpu,
+                "server_cpu_util": cpu.map(|c| round2(c / measure_secs)),
+            })
+        })
+        .collect();
     if let (Some(c), Some(u)) = (self_cpu, self_util) {
         println!(
             "load generator CPU during publish+drain: {c:.2} s over {measure_secs:.2} s = {:.0}% of one core",
@@ -290,7 +459,10 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         "bytes": a.bytes,
         "rate": a.rate,
         "channel": a.channel,
-        "sources": dialer.source_count(),
+        "urls": targets.iter().map(|t| t.base.as_str()).collect::<Vec<_>>(),
+        "publish_url": publish_target.base,
+        "instances": instances_json,
+        "sources": dialers[0].source_count(),
         "signin_errors": signin_errors.total(),
         "viewers_connected": ready.connected,
         "viewers_failed": ready.failed,
@@ -325,6 +497,8 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         "server_cpu_secs": server_cpu,
         "server_cpu_us_per_delivery": cpu_us_per_delivery.map(|x| (x * 1000.0).round() / 1000.0),
         "server_cpu_util": server_cpu.map(|c| round2(c / measure_secs)),
+        "redis_cpu_secs": redis_cpu,
+        "redis_cpu_util": redis_cpu.map(|c| round2(c / measure_secs)),
         "task_errors": task_errors.to_json(),
         "loadgen_cpu_secs": self_cpu,
         "loadgen_cpu_util": self_util.map(round2),

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::common::{
     Dialer, Target, WsClient, http_client, raise_nofile, round2, rss_bytes, sign_in_many,
 };
-use crate::viewers::Fleet;
+use crate::viewers::{Fleet, Instance};
 
 #[derive(Args, Debug, Clone)]
 pub struct IdleArgs {
@@ -93,9 +93,12 @@ pub async fn run(a: IdleArgs) -> Result<serde_json::Value> {
         rss_before as f64 / 1048576.0
     );
 
+    let instance = Instance {
+        dialer: dialer.clone(),
+        cookies: Arc::new(cookies),
+    };
     let mut fleet = Fleet::spawn(
-        &dialer,
-        Arc::new(cookies),
+        std::slice::from_ref(&instance),
         &a.channel,
         a.viewers,
         0,

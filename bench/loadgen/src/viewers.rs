@@ -54,6 +54,8 @@ impl End {
 
 /// What one viewer saw.
 pub struct ViewerOutcome {
+    /// Index of the server instance (in `Fleet::spawn`'s `instances`) it connected to.
+    pub instance: usize,
     pub end: End,
     /// Bit `seq` is set once message `seq` arrived.
     pub seen: Vec<u64>,
@@ -74,8 +76,9 @@ pub struct ViewerOutcome {
 }
 
 impl ViewerOutcome {
-    fn new(messages: usize) -> Self {
+    fn new(instance: usize, messages: usize) -> Self {
         Self {
+            instance,
             end: End::NotConnected,
             seen: vec![0; messages.div_ceil(64)],
             unique: 0,
@@ -98,6 +101,13 @@ impl ViewerOutcome {
     }
 }
 
+/// One server instance the viewers connect to: how to reach it and the session cookies
+/// signed in on it.
+pub struct Instance {
+    pub dialer: Dialer,
+    pub cookies: Arc<Vec<String>>,
+}
+
 pub struct Fleet {
     pub handles: Vec<JoinHandle<ViewerOutcome>>,
     ready: mpsc::UnboundedReceiver<Result<(), String>>,
@@ -115,9 +125,11 @@ pub struct Readiness {
 impl Fleet {
     /// Spawns `n` viewers that connect (at most `concurrency` at a time), subscribe to
     /// `channel`, and then read until stopped, expecting `messages` bench messages.
+    /// Viewer `idx` connects to `instances[idx % instances.len()]` (round-robin) and is
+    /// that instance's viewer number `idx / instances.len()` (which picks its cookie and
+    /// source address).
     pub fn spawn(
-        dialer: &Dialer,
-        cookies: Arc<Vec<String>>,
+        instances: &[Instance],
         channel: &str,
         n: usize,
         messages: usize,
@@ -129,23 +141,28 @@ impl Fleet {
         let sem = Arc::new(Semaphore::new(concurrency.max(1)));
         let channel: Arc<str> = Arc::from(channel);
         let mut handles = Vec::with_capacity(n);
+        let count = instances.len().max(1);
         for idx in 0..n {
-            let dialer = dialer.clone();
-            let cookies = cookies.clone();
+            let (instance, local) = (idx % count, idx / count);
+            let Some(target) = instances.get(instance) else {
+                break;
+            };
+            let dialer = target.dialer.clone();
+            let cookies = target.cookies.clone();
             let channel = channel.clone();
             let sem = sem.clone();
             let ready_tx = ready_tx.clone();
             let stop_rx = stop_rx.clone();
             let progress = progress.clone();
             handles.push(tokio::spawn(async move {
-                let mut out = ViewerOutcome::new(messages);
+                let mut out = ViewerOutcome::new(instance, messages);
                 let ws = {
                     let _permit = sem.acquire_owned().await;
                     let cookie = cookies
-                        .get(idx % cookies.len().max(1))
+                        .get(local % cookies.len().max(1))
                         .map(String::as_str)
                         .unwrap_or("");
-                    dialer.open_viewer(idx, cookie, &channel).await
+                    dialer.open_viewer(local, cookie, &channel).await
                 };
                 let ws = match ws {
                     Ok(ws) => ws,
