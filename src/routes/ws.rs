@@ -7,6 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::current_user;
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::ws::outbox::{Outbox, OutboxBody};
 
 /// `GET /ws`.
 pub async fn get_ws(
@@ -32,6 +33,12 @@ pub async fn get_ws(
     })?;
     let (response, ws_session, stream) = actix_ws::handle(&req, body)
         .map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
+    // Room for a full replay on top of the live queue.
+    let limits = &state.settings.limits;
+    let outbox = Outbox::new(limits.outbound_queue + limits.history_len.get() + 16);
+    let response = response
+        .map_body(|_, control| OutboxBody::new(control, outbox.clone()))
+        .map_into_boxed_body();
     let max = state.settings.limits.max_frame_bytes;
     let stream = stream
         .max_frame_size(max)
@@ -42,6 +49,7 @@ pub async fn get_ws(
         user,
         ws_session,
         stream,
+        outbox,
         permit,
     ));
     Ok(response)

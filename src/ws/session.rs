@@ -1,6 +1,7 @@
 //! One WebSocket connection's loop (actorless actix-ws): client frames in,
-//! the connection's bounded queue out, server pings, the idle timeout, and
-//! the two closing cases of SPEC §5 (1009 oversize, 4008 overflow).
+//! the connection's bounded queue drained into its `Outbox`, server pings,
+//! the idle timeout, and the two closing cases of SPEC §5 (1009 oversize,
+//! 4008 overflow).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,13 +14,16 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{Broker, ConnId, Subscriber};
 use crate::domain::{ChannelName, Envelope, MessageId, User};
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
+use super::outbox::Outbox;
 use super::protocol::{ClientOp, ProtocolError, ServerOp};
 use super::rate::RateLimiter;
 
-/// Most queued messages written per wake-up before other work gets a turn.
-const MAX_BATCH: usize = 64;
+/// Most queued messages moved to the outbox per wake-up before other work
+/// gets a turn.
+const MAX_BATCH: usize = 256;
 /// Close code for a viewer that could not keep up (SPEC §5).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
 /// How long a close may wait behind queued frames before the connection is
@@ -64,17 +68,18 @@ enum Flow {
     Stop,
 }
 
-/// Sends a frame unless the queue overflowed meanwhile.
-async fn send(
-    session: &mut Session,
-    text: impl Into<bytestring::ByteString>,
-    overflow: &CancellationToken,
-) -> Flow {
-    tokio::select! {
-        biased;
-        () = overflow.cancelled() => Flow::Stop,
-        r = session.text(text) => if r.is_ok() { Flow::Continue } else { Flow::Stop },
+/// Queues a frame; a full outbox means the viewer cannot keep up (counted
+/// here; the hub counts the overflows of the queue in front of it).
+fn send(outbox: &Outbox, text: &str, overflow: &CancellationToken, metrics: &Metrics) -> Flow {
+    if overflow.is_cancelled() {
+        return Flow::Stop;
     }
+    if outbox.push_text(text.as_bytes()).is_err() {
+        metrics.slow_consumers.inc();
+        overflow.cancel();
+        return Flow::Stop;
+    }
+    Flow::Continue
 }
 
 async fn close(session: Session, code: CloseCode, description: &str) {
@@ -92,6 +97,7 @@ pub async fn run(
     user: User,
     mut session: Session,
     mut stream: AggregatedMessageStream,
+    outbox: Arc<Outbox>,
     permit: OwnedSemaphorePermit,
 ) {
     let _permit = permit;
@@ -112,12 +118,11 @@ pub async fn run(
     tokio::pin!(idle);
 
     if let Flow::Stop = send(
-        &mut session,
-        ServerOp::Welcome { user: &user }.to_json(),
+        &outbox,
+        &ServerOp::Welcome { user: &user }.to_json(),
         &overflow,
-    )
-    .await
-    {
+        &state.metrics,
+    ) {
         return;
     }
 
@@ -130,6 +135,8 @@ pub async fn run(
             }
             () = overflow.cancelled() => {
                 tracing::info!("slow consumer closed");
+                // What is still queued is dropped: the viewer resumes with `since`.
+                outbox.clear();
                 close(session, CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow consumer: reconnect with since").await;
                 return;
             }
@@ -139,14 +146,13 @@ pub async fn run(
                 match msg {
                     Ok(AggregatedMessage::Text(text)) => {
                         let reply = if rate.allow(Instant::now()) {
-                            handle_op(&state, &mut subs, &tx, &overflow, &text, &mut session).await
+                            handle_op(&state, &mut subs, &tx, &overflow, &text, &outbox).await
                         } else {
                             Err(ProtocolError::RateLimited(limits.rate_limit_frames))
                         };
                         if let Err(e) = reply {
-                            if let Flow::Stop = send(&mut session, e.to_frame(), &overflow).await {
-                                return;
-                            }
+                            // On overflow the next turn of the loop closes with 4008.
+                            let _ = send(&outbox, &e.to_frame(), &overflow, &state.metrics);
                         }
                     }
                     Ok(AggregatedMessage::Binary(_)) => {
@@ -155,9 +161,7 @@ pub async fn run(
                         } else {
                             ProtocolError::RateLimited(limits.rate_limit_frames)
                         };
-                        if let Flow::Stop = send(&mut session, e.to_frame(), &overflow).await {
-                            return;
-                        }
+                        let _ = send(&outbox, &e.to_frame(), &overflow, &state.metrics);
                     }
                     Ok(AggregatedMessage::Ping(bytes)) => {
                         if session.pong(&bytes).await.is_err() {
@@ -196,11 +200,9 @@ pub async fn run(
                         None => false,
                     };
                     if wanted {
-                        if let Flow::Stop = send(&mut session, env.frame().clone(), &overflow).await {
-                            if overflow.is_cancelled() {
-                                close(session, CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow consumer: reconnect with since").await;
-                            }
-                            return;
+                        if let Flow::Stop = send(&outbox, env.frame(), &overflow, &state.metrics) {
+                            // The next turn of the loop closes with 4008.
+                            break;
                         }
                     }
                     batch += 1;
@@ -228,25 +230,21 @@ async fn handle_op(
     tx: &mpsc::Sender<Envelope>,
     overflow: &CancellationToken,
     text: &str,
-    session: &mut Session,
+    outbox: &Outbox,
 ) -> Result<(), ProtocolError> {
     match ClientOp::parse(text)? {
         ClientOp::Ping => {
-            let _ = send(session, ServerOp::Pong.to_json(), overflow).await;
+            let _ = send(outbox, &ServerOp::Pong.to_json(), overflow, &state.metrics);
         }
         ClientOp::Unsubscribe { channel } => {
             if subs.channels.remove(&channel).is_some() {
                 state.broker.unsubscribe(&channel, subs.conn);
             }
-            let _ = send(
-                session,
-                ServerOp::Unsubscribed {
-                    channel: channel.as_str(),
-                }
-                .to_json(),
-                overflow,
-            )
-            .await;
+            let frame = ServerOp::Unsubscribed {
+                channel: channel.as_str(),
+            }
+            .to_json();
+            let _ = send(outbox, &frame, overflow, &state.metrics);
         }
         ClientOp::Subscribe { channel, since } => {
             let max = state.settings.limits.max_channels_per_connection;
@@ -266,7 +264,7 @@ async fn handle_op(
                         message: "history is unavailable right now; retry shortly".into(),
                     }
                     .to_json();
-                    let _ = send(session, frame, overflow).await;
+                    let _ = send(outbox, &frame, overflow, &state.metrics);
                     return Ok(());
                 }
             };
@@ -280,11 +278,11 @@ async fn handle_op(
                 gap: since.is_some() && replay.gap,
             }
             .to_json();
-            if let Flow::Stop = send(session, head, overflow).await {
+            if let Flow::Stop = send(outbox, &head, overflow, &state.metrics) {
                 return Ok(());
             }
             for env in &replay.messages {
-                if let Flow::Stop = send(session, env.frame().clone(), overflow).await {
+                if let Flow::Stop = send(outbox, env.frame(), overflow, &state.metrics) {
                     return Ok(());
                 }
             }
