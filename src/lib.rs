@@ -25,9 +25,10 @@
 //! message id, parses the body → `twitch::translate` gives the sentence and
 //! the channels → `Broker::publish` assigns the id, retains the message,
 //! serializes it once into an `Envelope` → `hub` `try_send`s the envelope to
-//! each subscribed connection's bounded queue → `ws::session` writes the
-//! pre-built frame (or `sse` the pre-built record) → the viewer. Only after
-//! the publish succeeded does Twitch get its 2xx.
+//! each subscribed connection's bounded queue → `ws::session` drains the
+//! queue in batches into the connection's `ws::outbox`, which the HTTP
+//! dispatcher takes whole and writes (or `sse` writes the pre-built record)
+//! → the viewer. Only after the publish succeeded does Twitch get its 2xx.
 
 pub mod auth;
 pub mod broker;
