@@ -188,7 +188,7 @@ pub async fn subscriptions(args: crate::cli::SubscriptionsArgs) -> anyhow::Resul
                     s.version,
                     s.condition,
                     s.cost,
-                    s.created_at,
+                    s.created_at.as_deref().unwrap_or("-"),
                     s.callback().unwrap_or("-"),
                 ));
             }

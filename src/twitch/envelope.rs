@@ -30,7 +30,7 @@ impl MessageType {
 }
 
 /// The `subscription` object of every webhook body.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Subscription {
     /// Subscription id.
     pub id: String,
@@ -47,9 +47,29 @@ pub struct Subscription {
     /// Cost against `max_total_cost`.
     #[serde(default)]
     pub cost: u64,
-    /// When it was created.
+    /// When it was created (RFC 3339).
     #[serde(default)]
     pub created_at: Option<String>,
+    /// Where events go; the secret is never echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transport: Option<Transport>,
+}
+
+/// A subscription's `transport`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transport {
+    /// `webhook`, `websocket` or `conduit`.
+    pub method: String,
+    /// The webhook callback URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub callback: Option<String>,
+}
+
+impl Subscription {
+    /// The webhook callback, if it is a webhook subscription.
+    pub fn callback(&self) -> Option<&str> {
+        self.transport.as_ref().and_then(|t| t.callback.as_deref())
+    }
 }
 
 /// A `notification` body.

@@ -93,48 +93,9 @@ pub struct HelixUser {
     pub display_name: String,
 }
 
-/// The transport of a listed subscription (the secret is never echoed).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HelixTransport {
-    /// `webhook`, `websocket` or `conduit`.
-    pub method: String,
-    /// The webhook callback URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub callback: Option<String>,
-}
-
-/// An EventSub subscription as Helix returns it (TWITCH.md §3.2, §3.4).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HelixSubscription {
-    /// Subscription id.
-    pub id: String,
-    /// `enabled`, `webhook_callback_verification_pending`, or a failure.
-    pub status: String,
-    /// Subscription type.
-    #[serde(rename = "type")]
-    pub sub_type: String,
-    /// Subscription version.
-    pub version: String,
-    /// The condition object.
-    #[serde(default)]
-    pub condition: Value,
-    /// RFC 3339 creation time.
-    #[serde(default)]
-    pub created_at: String,
-    /// Cost against `max_total_cost`.
-    #[serde(default)]
-    pub cost: u64,
-    /// Where events go.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub transport: Option<HelixTransport>,
-}
-
-impl HelixSubscription {
-    /// The webhook callback, if it is a webhook subscription.
-    pub fn callback(&self) -> Option<&str> {
-        self.transport.as_ref().and_then(|t| t.callback.as_deref())
-    }
-}
+/// Helix and the webhook speak of one subscription object; the type lives in
+/// `envelope` and is named here for what Helix returns.
+pub use crate::twitch::envelope::{Subscription as HelixSubscription, Transport as HelixTransport};
 
 /// Costs as the last Helix answer reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -145,7 +145,7 @@ impl From<HelixSubscription> for TrackedSubscription {
             status: s.status,
             condition: s.condition,
             cost: s.cost,
-            created_at: s.created_at,
+            created_at: s.created_at.unwrap_or_default(),
         }
     }
 }
