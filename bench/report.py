@@ -27,6 +27,16 @@ TARGETS = {
     ],
 }
 
+# "A slow viewer never raises others' latency": each *-slowK case (K viewers that never
+# read) against the case of the same shape without them. Met when the slow case's median
+# p99 is within SLOW_P99_RATIO of the baseline's or at most SLOW_P99_SLACK_MS above it.
+SLOW_BASELINES = {
+    "fanout-1000x200-50ps-slow10": "fanout-1000x200-50ps-4k",
+    "fanout-100x100-50ps-slow5": "fanout-100x100-50ps-4k",
+}
+SLOW_P99_RATIO = 1.2
+SLOW_P99_SLACK_MS = 5.0
+
 
 def lat(r, q):
     v = (r.get("latency_ms") or {}).get(q)
@@ -72,6 +82,8 @@ def fanout_row(n, rs):
     shape = f"{r0.get('viewers', '?')} × {r0.get('messages', '?')} @ {rate_s}"
     if r0.get("bytes"):
         shape += f", {r0['bytes']} B"
+    if r0.get("slow_viewers"):
+        shape += f", + {r0['slow_viewers']} slow"
     return (
         f"| {n} | {shape} | {fmt(med([r.get('deliveries_per_sec') for r in rs]))} | "
         f"{fmt_ms(med([lat(r, 'p50') for r in rs]))} | "
@@ -161,6 +173,35 @@ def main():
         for n, rs in fan:
             w(fanout_row(n, rs))
         w("")
+        slow = [(n, rs) for n, rs in fan if any(r.get("slow_viewers") for r in rs)]
+        if slow:
+            w(
+                "Slow viewers (\"+ K slow\"): K more viewers subscribe and then never read "
+                "their socket; they are not in the figures above. Unread = bytes waiting in "
+                "their sockets when the drain ended (median over runs, summed over the slow "
+                "viewers); endings are totals over all runs, found by reading their sockets "
+                "after the measurement (open = still open, nothing more arrived; "
+                "close_4008 = closed as a slow consumer).\n"
+            )
+            w(
+                "| case | slow viewers per run | subscribed (all runs) | unread at drain end KiB | "
+                "closed by server (all runs) | endings (all runs) |"
+            )
+            w("|---|---:|---:|---:|---:|---|")
+            for n, rs in slow:
+                endings = {}
+                for r in rs:
+                    for k, v in (r.get("slow_endings") or {}).items():
+                        endings[k] = endings.get(k, 0) + v
+                end_s = ", ".join(f"{k} {v}" for k, v in sorted(endings.items())) or "–"
+                w(
+                    f"| {n} | {fmt(med([r.get('slow_viewers') for r in rs]))} | "
+                    f"{fmt(total([r.get('slow_viewers_connected') for r in rs]))} of "
+                    f"{fmt(total([r.get('slow_viewers') for r in rs]))} | "
+                    f"{fmt(med([div(r.get('slow_unread_bytes'), 1024) for r in rs]))} | "
+                    f"{fmt(total([r.get('slow_viewers_closed') for r in rs]))} | {end_s} |"
+                )
+            w("")
 
     if red:
         w("## Fan-out through Redis (two instances)\n")
@@ -263,7 +304,8 @@ def main():
         w("")
 
     checks = [(n, t) for n, t in TARGETS.items() if n in cases]
-    if checks:
+    slow_checks = [(n, b) for n, b in SLOW_BASELINES.items() if n in cases]
+    if checks or slow_checks:
         w("## Targets (issue 6)\n")
         w("| case | measure | target | median | met |")
         w("|---|---|---:|---:|---|")
@@ -290,6 +332,20 @@ def main():
                 + total([wt.get("duplicated") for wt in watches])
             )
             w(f"| {n} | lost + duplicated | 0 | {fmt(bad)} (total) | {'yes' if bad == 0 else '**no**'} |")
+        for n, base in slow_checks:
+            rs = cases[n]
+            m = med([lat(r, "p99") for r in rs])
+            b = med([lat(r, "p99") for r in cases.get(base, [])])
+            if m is None or b is None:
+                goal_s = f"≤ {base} p99 × {SLOW_P99_RATIO:g} or + {SLOW_P99_SLACK_MS:g} ms"
+                met = "no data" if m is None else f"no data ({base} not run)"
+            else:
+                limit = max(b * SLOW_P99_RATIO, b + SLOW_P99_SLACK_MS)
+                goal_s = f"≤ {limit:.2f} ({base} {b:.2f} × {SLOW_P99_RATIO:g} or + {SLOW_P99_SLACK_MS:g} ms)"
+                met = "yes" if m <= limit else "**no**"
+            w(f"| {n} | slow viewers do not raise others' p99 (ms) | {goal_s} | {fmt_ms(m)} | {met} |")
+            bad = total([r.get("lost") for r in rs]) + total([r.get("duplicated") for r in rs])
+            w(f"| {n} | lost + duplicated (other viewers) | 0 | {fmt(bad)} (total) | {'yes' if bad == 0 else '**no**'} |")
         w("")
 
     if failed_runs:
@@ -297,7 +353,8 @@ def main():
         for n, i, r in failed_runs:
             bits = []
             for k in ["error", "viewers_failed", "lost", "duplicated", "closed_early", "non_2xx",
-                      "error_count", "connect_errors", "publish_errors", "errors", "endings", "watch"]:
+                      "error_count", "connect_errors", "publish_errors", "errors", "endings", "watch",
+                      "slow_viewers_failed"]:
                 v = r.get(k)
                 if v not in (None, 0, {}, [], ""):
                     bits.append(f"{k}={json.dumps(v)}")
@@ -317,6 +374,9 @@ def main():
             if mode == "fanout":
                 main_fig = f"{fmt(r.get('deliveries_per_sec'))} deliveries/s"
                 notes = f"received {fmt(r.get('received'))}/{fmt(r.get('expected'))}"
+                if r.get("slow_viewers"):
+                    ends = ", ".join(f"{k} {v}" for k, v in sorted((r.get("slow_endings") or {}).items()))
+                    notes += f"; {r['slow_viewers']} slow viewers: {ends or '–'}"
             elif mode == "ingest":
                 main_fig = f"{fmt(r.get('requests_per_sec'))} requests/s"
                 notes = f"statuses {json.dumps(r.get('statuses'))}"

@@ -74,9 +74,13 @@ SESSION_KEY=$(printf 'be0c%.0s' $(seq 1 32)) # 128 hex characters
 REDIS_INSTANCES=2
 
 # name|loadgen arguments (without --url, --pid); redis-* names run in Redis mode.
+# *-slowK cases add K viewers that never read (issue 6: "a slow viewer never raises
+# others' latency"); report.py compares them with the *-4k case of the same shape.
 if [[ $SET == full ]]; then
   CASE_LIST=(
     "fanout-1000x200-50ps|fanout --viewers 1000 --messages 200 --bytes 256 --rate 50"
+    "fanout-1000x200-50ps-4k|fanout --viewers 1000 --messages 200 --bytes 4096 --rate 50"
+    "fanout-1000x200-50ps-slow10|fanout --viewers 1000 --messages 200 --bytes 4096 --rate 50 --slow-viewers 10"
     "fanout-5000x50-10ps|fanout --viewers 5000 --messages 50 --bytes 256 --rate 10"
     "fanout-1000x1000-flat|fanout --viewers 1000 --messages 1000 --bytes 256 --rate 0"
     "redis-fanout-1000x200-50ps|fanout --viewers 1000 --messages 200 --bytes 256 --rate 50"
@@ -87,6 +91,8 @@ if [[ $SET == full ]]; then
 else
   CASE_LIST=(
     "fanout-100x100-50ps|fanout --viewers 100 --messages 100 --bytes 256 --rate 50"
+    "fanout-100x100-50ps-4k|fanout --viewers 100 --messages 100 --bytes 4096 --rate 50"
+    "fanout-100x100-50ps-slow5|fanout --viewers 100 --messages 100 --bytes 4096 --rate 50 --slow-viewers 5"
     "fanout-100x200-flat|fanout --viewers 100 --messages 200 --bytes 256 --rate 0"
     "redis-fanout-100x100-50ps|fanout --viewers 100 --messages 100 --bytes 256 --rate 50"
     "redis-fanout-100x200-flat|fanout --viewers 100 --messages 200 --bytes 256 --rate 0"

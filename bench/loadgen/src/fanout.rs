@@ -15,6 +15,7 @@ use crate::common::{
     Dialer, Errors, Target, WsClient, cpu_seconds, fmt_latency, http_client, latency_summary,
     now_ns, raise_nofile, round2, sign_in_many,
 };
+use crate::slow::SlowViewers;
 use crate::viewers::{Fleet, Instance};
 
 #[derive(Args, Debug, Clone)]
@@ -81,6 +82,11 @@ pub struct FanoutArgs {
     /// PID of the Redis server (Redis mode): reports its CPU time over the same interval.
     #[arg(long, value_name = "PID")]
     pub redis_pid: Option<u32>,
+    /// Extra viewers that subscribe like the others and then never read their socket again
+    /// (the connection stays open and the kernel buffers fill). Not counted in deliveries,
+    /// latency or loss; how they ended (e.g. close_4008) is reported separately.
+    #[arg(long, default_value_t = 0)]
+    pub slow_viewers: usize,
 }
 
 /// CPU seconds of every process in `pids`, or `None` when one cannot be read.
@@ -223,6 +229,19 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         let _ = fleet.finish().await;
         bail!("no viewer could connect and subscribe");
     }
+    // Opened after the measured viewers, so their connect time is not affected.
+    let slow = if a.slow_viewers > 0 {
+        let s = SlowViewers::open(&instances, &a.channel, a.slow_viewers, a.viewers).await;
+        println!(
+            "slow viewers: {} of {} subscribed; they never read again",
+            s.connected(),
+            s.requested
+        );
+        s.errors.print("slow viewer connect error");
+        Some(s)
+    } else {
+        None
+    };
 
     let cpu_before = cpu_each(&a.pids);
     let redis_cpu_before = a.redis_pid.and_then(cpu_seconds);
@@ -267,6 +286,17 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
 
     let (outs, task_errors) = fleet.finish().await;
     task_errors.print("viewer task error");
+    // After the measurement: read what the slow viewers' sockets hold to see how they ended.
+    let slow = match slow {
+        Some(s) => Some(s.check().await),
+        None => None,
+    };
+    if let Some(s) = &slow {
+        println!(
+            "slow viewers: {} of {} subscribed, {} closed by the server; endings {:?}; {} bytes unread in their sockets at drain end, then {} frames read from them",
+            s.connected, s.requested, s.closed, s.endings, s.unread_bytes, s.frames_read_at_end
+        );
+    }
 
     // Aggregate.
     let mut lat = Vec::with_capacity((target_total as usize).min(50_000_000));
@@ -450,7 +480,8 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         );
     }
 
-    let ok = lost == 0 && dups == 0 && closed_early == 0 && ready.failed == 0;
+    let slow_failed = slow.as_ref().map_or(0, |s| s.failed);
+    let ok = lost == 0 && dups == 0 && closed_early == 0 && ready.failed == 0 && slow_failed == 0;
     Ok(json!({
         "mode": "fanout",
         "ok": ok,
@@ -502,6 +533,13 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         "task_errors": task_errors.to_json(),
         "loadgen_cpu_secs": self_cpu,
         "loadgen_cpu_util": self_util.map(round2),
+        "slow_viewers": a.slow_viewers,
+        "slow_viewers_connected": slow.as_ref().map(|s| s.connected),
+        "slow_viewers_failed": slow_failed,
+        "slow_viewers_closed": slow.as_ref().map(|s| s.closed),
+        "slow_endings": slow.as_ref().map(|s| s.endings.clone()),
+        "slow_unread_bytes": slow.as_ref().map(|s| s.unread_bytes),
+        "slow_frames_read_at_end": slow.as_ref().map(|s| s.frames_read_at_end),
     }))
 }
 

@@ -11,6 +11,7 @@ mod idle;
 mod ingest;
 mod rawhttp;
 mod rawws;
+mod slow;
 mod viewers;
 
 use clap::{Parser, Subcommand};

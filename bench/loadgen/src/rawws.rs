@@ -259,6 +259,16 @@ impl RawWs {
         Ok(())
     }
 
+    /// Bytes received by the kernel and not yet read from the socket (`FIONREAD`), plus
+    /// what is in our buffer unparsed.
+    pub fn unread_bytes(&self) -> Option<u64> {
+        use std::os::fd::AsRawFd;
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD on a socket we own, writing into a live c_int.
+        let rc = unsafe { libc::ioctl(self.stream.as_raw_fd(), libc::FIONREAD, &mut n) };
+        (rc == 0).then(|| n.max(0) as u64 + (self.end - self.start) as u64)
+    }
+
     /// Sends a normal close (1000) and stops.
     pub async fn close(mut self) {
         let _ = self.send(0x8, &1000u16.to_be_bytes()).await;
