@@ -31,11 +31,6 @@ impl Subscriber {
     pub fn new(conn: ConnId, tx: mpsc::Sender<Envelope>, overflow: CancellationToken) -> Self {
         Self { conn, tx, overflow }
     }
-
-    /// Its connection id.
-    pub fn conn(&self) -> ConnId {
-        self.conn
-    }
 }
 
 /// One channel's local state. Lock order: the hub's map, then a channel.

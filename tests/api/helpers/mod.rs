@@ -138,17 +138,6 @@ impl SignedWebhook {
             body,
         }
     }
-
-    /// Re-signs after a field changed.
-    pub fn resign(mut self) -> Self {
-        self.signature = signature::sign(
-            SECRET.as_bytes(),
-            &self.message_id,
-            &self.timestamp,
-            self.body.as_bytes(),
-        );
-        self
-    }
 }
 
 /// A `notification` body for `sub_type` with `event`.
