@@ -106,6 +106,13 @@ impl Application {
                 })
                 .configure(routes_table)
         })
+        .on_connect(|conn, _ext| {
+            // Small frames must leave at once, not wait for the peer's
+            // delayed ACK (Nagle): actix leaves TCP_NODELAY off.
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
         .shutdown_timeout(5)
         .listen(listener)
         .map_err(|source| StartupError::Bind {
