@@ -24,11 +24,13 @@
 //! `webhook::handle_eventsub` verifies signature and timestamp, claims the
 //! message id, parses the body → `twitch::translate` gives the sentence and
 //! the channels → `Broker::publish` assigns the id, retains the message,
-//! serializes it once into an `Envelope` → `hub` `try_send`s the envelope to
-//! each subscribed connection's bounded queue → `ws::session` drains the
-//! queue in batches into the connection's `ws::outbox`, which the HTTP
-//! dispatcher takes whole and writes (or `sse` writes the pre-built record)
-//! → the viewer. Only after the publish succeeded does Twitch get its 2xx.
+//! serializes it once into an `Envelope` → `hub` offers the envelope to
+//! each subscribed connection's inbox: a WebSocket's `ws::conn` outbox (the
+//! encoded frame is appended) or an SSE stream's bounded queue →
+//! `ws::session`, which owns the socket since `ws::upgrade` took it from the
+//! HTTP layer, writes everything pending in one piece (or `sse` writes the
+//! pre-built record) → the viewer. Only after the publish succeeded does
+//! Twitch get its 2xx.
 
 pub mod auth;
 pub mod broker;

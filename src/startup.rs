@@ -4,11 +4,20 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use actix_http::body::MessageBody;
+use actix_http::{HttpService, KeepAlive, Protocol, error::DispatchError};
+use actix_service::{IntoServiceFactory as _, ServiceFactoryExt as _, map_config};
 use actix_session::SessionMiddleware;
 use actix_session::config::{PersistentSession, TtlExtensionPolicy};
 use actix_web::cookie::{Key, SameSite};
-use actix_web::dev::{Server, ServerHandle, Service};
-use actix_web::{App, HttpServer, web};
+use actix_web::dev::{
+    AppConfig, Server, ServerHandle, Service, ServiceFactory, ServiceRequest, ServiceResponse,
+    fn_factory, fn_service,
+};
+use actix_web::rt::net::TcpStream;
+use actix_web::{App, web};
+use std::rc::Rc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::redis_sessions::RedisSessions;
@@ -78,7 +87,7 @@ impl Application {
             addr: settings.bind,
             source,
         })?;
-        let mut server = HttpServer::new(move || {
+        let make_app = move || {
             let session = SessionMiddleware::builder(sessions.clone(), key.clone())
                 .cookie_name(SESSION_COOKIE.to_owned())
                 .cookie_http_only(true)
@@ -105,24 +114,21 @@ impl Application {
                     async move { response.await.map_err(session_store_outage) }
                 })
                 .configure(routes_table)
-        })
-        .on_connect(|conn, _ext| {
-            // Small frames must leave at once, not wait for the peer's
-            // delayed ACK (Nagle): actix leaves TCP_NODELAY off.
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .shutdown_timeout(5)
-        .listen(listener)
-        .map_err(|source| StartupError::Bind {
-            addr: settings.bind,
-            source,
-        })?;
+        };
+        let mut server = actix_server::Server::build()
+            .listen("eventsub-bridge", listener, move || {
+                http_service(make_app.clone(), addr)
+            })
+            .map_err(|source| StartupError::Bind {
+                addr: settings.bind,
+                source,
+            })?
+            .shutdown_timeout(5)
+            .disable_signals();
         if settings.workers > 0 {
             server = server.workers(settings.workers);
         }
-        let server = server.disable_signals().run();
+        let server = server.run();
         Ok(Self {
             addr,
             server,
@@ -161,6 +167,63 @@ impl Application {
         stopper.abort();
         result
     }
+}
+
+/// One worker's HTTP service: the application, plus the upgrade hook that
+/// gives accepted `/ws` sockets to `ws::session` (what `HttpServer` builds,
+/// which has no way to install that hook).
+fn http_service<F, T, B>(
+    make_app: F,
+    addr: SocketAddr,
+) -> impl ServiceFactory<TcpStream, Config = (), Response = (), Error = DispatchError, InitError = ()>
+where
+    F: Fn() -> App<T> + Clone + 'static,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
+    let app_config = move |(): ()| AppConfig::default();
+    let upgrade_app = make_app.clone();
+    let upgrade = fn_factory(move || {
+        let app = map_config(
+            upgrade_app()
+                .into_factory()
+                .map_err(|e: actix_web::Error| e.error_response()),
+            app_config,
+        )
+        .new_service(());
+        async move {
+            let app = Rc::new(app.await?);
+            Ok::<_, ()>(fn_service(move |(req, framed)| {
+                crate::ws::upgrade::serve(app.clone(), req, framed)
+            }))
+        }
+    });
+    let http = HttpService::build()
+        .keep_alive(KeepAlive::default())
+        .client_request_timeout(Duration::from_secs(5))
+        .client_disconnect_timeout(Duration::from_secs(1))
+        .local_addr(addr)
+        .upgrade(upgrade)
+        .finish(map_config(
+            make_app()
+                .into_factory()
+                .map_err(|e: actix_web::Error| e.error_response()),
+            app_config,
+        ));
+    fn_service(|io: TcpStream| async move {
+        // Small frames must leave at once, not wait for the peer's delayed
+        // ACK (Nagle): actix leaves TCP_NODELAY off.
+        let _ = io.set_nodelay(true);
+        let peer = io.peer_addr().ok();
+        Ok((io, Protocol::Http1, peer))
+    })
+    .and_then(http)
 }
 
 /// actix-session answers a failing session store with a bare 500. Only the

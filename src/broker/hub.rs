@@ -1,12 +1,14 @@
 //! Local fan-out: for each channel, the viewers on this instance and (in
 //! memory mode) the retained history. Both brokers deliver through it, so a
-//! published message reaches each local viewer as one `try_send` of a shared
-//! `Envelope` — the publisher never waits on a viewer.
+//! published message reaches each local viewer as one non-blocking `offer`
+//! to its inbox (a WebSocket's outbox, an SSE stream's queue) — the
+//! publisher never waits on a viewer.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
+use prometheus::IntCounter;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -16,20 +18,72 @@ use crate::metrics::Metrics;
 /// Identifies one viewer connection.
 pub type ConnId = u64;
 
-/// One viewer connection's inbox, as the hub sees it.
+/// What became of one message offered to a viewer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offer {
+    /// Queued for the viewer.
+    Taken,
+    /// Not for this viewer (a channel it is leaving, a duplicate of its replay).
+    Skipped,
+    /// The viewer cannot keep up: it is closed (WebSocket 4008, SSE ends)
+    /// and dropped here. The inbox counts it in `slow_consumers`.
+    Overflow,
+    /// The viewer is gone: dropped here.
+    Closed,
+}
+
+/// A viewer connection's inbox, as the hub sees it: it takes a message
+/// without waiting, or says why not.
+pub trait Inbox: Send + Sync + std::fmt::Debug {
+    /// Offers `env` (a message of one of the viewer's channels).
+    fn offer(&self, env: &Envelope) -> Offer;
+}
+
+/// One viewer connection on one channel.
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     conn: ConnId,
-    /// Bounded; a full queue means the viewer cannot keep up.
-    tx: mpsc::Sender<Envelope>,
-    /// Cancelled when the queue overflowed; the connection closes with 4008.
-    overflow: CancellationToken,
+    inbox: Arc<dyn Inbox>,
 }
 
 impl Subscriber {
-    /// A subscriber feeding `tx`, signalling overflow through `overflow`.
-    pub fn new(conn: ConnId, tx: mpsc::Sender<Envelope>, overflow: CancellationToken) -> Self {
-        Self { conn, tx, overflow }
+    /// A subscriber delivering into `inbox`.
+    pub fn new(conn: ConnId, inbox: Arc<dyn Inbox>) -> Self {
+        Self { conn, inbox }
+    }
+
+    /// A subscriber feeding the bounded queue `tx`; a full queue cancels
+    /// `overflow` and counts in `slow`.
+    pub fn queue(
+        conn: ConnId,
+        tx: mpsc::Sender<Envelope>,
+        overflow: CancellationToken,
+        slow: IntCounter,
+    ) -> Self {
+        Self::new(conn, Arc::new(QueueInbox { tx, overflow, slow }))
+    }
+}
+
+/// A bounded queue read by its own task (Server-Sent Events).
+#[derive(Debug)]
+struct QueueInbox {
+    tx: mpsc::Sender<Envelope>,
+    /// Cancelled when the queue overflowed; the stream then ends.
+    overflow: CancellationToken,
+    slow: IntCounter,
+}
+
+impl Inbox for QueueInbox {
+    fn offer(&self, env: &Envelope) -> Offer {
+        match self.tx.try_send(env.clone()) {
+            Ok(()) => Offer::Taken,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                self.overflow.cancel();
+                self.slow.inc();
+                Offer::Overflow
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => Offer::Closed,
+        }
     }
 }
 
@@ -50,23 +104,17 @@ impl ChannelState {
     pub fn deliver(&mut self, env: &Envelope, metrics: &Metrics) -> usize {
         let mut delivered = 0;
         let mut dropped = 0;
-        self.subscribers
-            .retain(|sub| match sub.tx.try_send(env.clone()) {
-                Ok(()) => {
-                    delivered += 1;
-                    true
-                }
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    sub.overflow.cancel();
-                    metrics.slow_consumers.inc();
-                    dropped += 1;
-                    false
-                }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
-                    dropped += 1;
-                    false
-                }
-            });
+        self.subscribers.retain(|sub| match sub.inbox.offer(env) {
+            Offer::Taken => {
+                delivered += 1;
+                true
+            }
+            Offer::Skipped => true,
+            Offer::Overflow | Offer::Closed => {
+                dropped += 1;
+                false
+            }
+        });
         metrics.deliveries.inc_by(delivered as u64);
         metrics.channel_subscriptions.sub(dropped);
         delivered

@@ -14,7 +14,7 @@ use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
 
 pub use self::redis::RedisBroker;
 pub use dedupe::Claim;
-pub use hub::{ConnId, Subscriber};
+pub use hub::{ConnId, Inbox, Offer, Subscriber};
 pub use memory::MemoryBroker;
 
 /// Why the broker could not do what was asked. Never a client's fault.

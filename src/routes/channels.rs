@@ -101,7 +101,16 @@ pub async fn get_events(
     let overflow = CancellationToken::new();
     let replay = state
         .broker
-        .subscribe(&channel, since, Subscriber::new(conn, tx, overflow.clone()))
+        .subscribe(
+            &channel,
+            since,
+            Subscriber::queue(
+                conn,
+                tx,
+                overflow.clone(),
+                state.metrics.slow_consumers.clone(),
+            ),
+        )
         .await;
     let replay = match replay {
         Ok(r) => r,

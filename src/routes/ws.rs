@@ -1,5 +1,7 @@
 //! `GET /ws`: checks the session, the `Origin` and the connection cap, then
-//! upgrades and hands the socket to `ws::session`.
+//! answers the handshake. The answer carries a `Handoff`: the server's
+//! upgrade hook (`ws::upgrade`) sends the 101 and gives the socket to
+//! `ws::session`.
 
 use actix_session::Session;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -7,12 +9,11 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use crate::auth::current_user;
 use crate::error::ApiError;
 use crate::state::AppState;
-use crate::ws::outbox::{Outbox, OutboxBody};
+use crate::ws::session::Handoff;
 
 /// `GET /ws`.
 pub async fn get_ws(
     req: HttpRequest,
-    body: web::Payload,
     session: Session,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
@@ -27,30 +28,17 @@ pub async fn get_ws(
             )));
         }
     }
+    let mut handshake = actix_http::ws::handshake(req.head())
+        .map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
     let permit = state.connections.clone().try_acquire_owned().map_err(|_| {
         state.metrics.rejected_connections.inc();
         ApiError::AtCapacity("this instance is at MAX_CONNECTIONS")
     })?;
-    let (response, ws_session, stream) = actix_ws::handle(&req, body)
-        .map_err(|e| ApiError::bad_request("not_websocket", e.to_string()))?;
-    // Room for a full replay on top of the live queue.
-    let limits = &state.settings.limits;
-    let outbox = Outbox::new(limits.outbound_queue + limits.history_len.get() + 16);
-    let response = response
-        .map_body(|_, control| OutboxBody::new(control, outbox.clone()))
-        .map_into_boxed_body();
-    let max = state.settings.limits.max_frame_bytes;
-    let stream = stream
-        .max_frame_size(max)
-        .aggregate_continuations()
-        .max_continuation_size(max);
-    actix_web::rt::spawn(crate::ws::session::run(
-        state.clone(),
+    let mut response = HttpResponse::from(handshake.finish()).map_into_boxed_body();
+    response.extensions_mut().insert(Handoff {
+        state: state.clone(),
         user,
-        ws_session,
-        stream,
-        outbox,
         permit,
-    ));
+    });
     Ok(response)
 }

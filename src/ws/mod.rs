@@ -1,8 +1,12 @@
 //! The `/ws` viewer protocol: frame parsing (`protocol`), the per-connection
-//! rate limit (`rate`), the frames waiting for the socket (`outbox`) and the
-//! connection loop (`session`).
+//! rate limit (`rate`), client frames off the socket (`reader`), the frames
+//! waiting for the socket and the channels of a connection (`conn`), the
+//! connection's task (`session`) and the HTTP upgrade hook that hands it the
+//! socket (`upgrade`).
 
-pub mod outbox;
+pub mod conn;
 pub mod protocol;
 pub mod rate;
+pub mod reader;
 pub mod session;
+pub mod upgrade;

@@ -1,48 +1,60 @@
-//! One WebSocket connection's loop (actorless actix-ws): client frames in,
-//! the connection's bounded queue drained into its `Outbox`, server pings,
-//! the idle timeout, and the two closing cases of SPEC §5 (1009 oversize,
-//! 4008 overflow).
+//! One WebSocket connection's task, on the socket itself once the upgrade
+//! handed it over (`ws::upgrade`): client frames in, everything pending in
+//! the connection's outbox written in one piece, server pings, the idle
+//! timeout, and the closes of SPEC §5 (1001 shutdown, 1008 idle, 1009
+//! oversize, 4008 overflow).
 
-use std::collections::HashMap;
+use std::io;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
-use tokio::time::{Duration, sleep_until};
-use tokio_util::sync::CancellationToken;
+use actix_http::ws::{CloseCode, CloseReason, OpCode};
+use actix_web::rt::net::TcpStream;
+use actix_web::web::Data;
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::{Duration, sleep_until, timeout};
 
-use crate::broker::{Broker, ConnId, Subscriber};
-use crate::domain::{ChannelName, Envelope, MessageId, User};
-use crate::metrics::Metrics;
+use crate::broker::{Broker, Subscriber};
+use crate::domain::User;
 use crate::state::AppState;
 
-use super::outbox::Outbox;
+use super::conn::{Conn, GoLive};
 use super::protocol::{ClientOp, ProtocolError, ServerOp};
 use super::rate::RateLimiter;
+use super::reader::{FrameReader, Incoming, ReadError};
 
-/// Most queued messages moved to the outbox per wake-up before other work
-/// gets a turn.
-const MAX_BATCH: usize = 256;
 /// Close code for a viewer that could not keep up (SPEC §5).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
-/// How long a close may wait behind queued frames before the connection is
-/// simply dropped (a stalled reader never drains them).
+/// How long a close may wait behind queued frames, and then for the
+/// viewer's own close, before the socket is simply dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for the viewer to answer our close before dropping.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// What `/ws` hands to the socket's task after a successful handshake.
+pub struct Handoff {
+    /// The shared state.
+    pub state: Data<AppState>,
+    /// Who signed in.
+    pub user: User,
+    /// The connection's `MAX_CONNECTIONS` slot.
+    pub permit: OwnedSemaphorePermit,
+}
 
 /// The channels of one connection; dropping it leaves them all, so a
 /// connection that ends any way at all leaves no subscriber behind.
 struct Subscriptions {
     broker: Arc<Broker>,
-    conn: ConnId,
-    /// channel → the last replayed id (live messages up to it are duplicates).
-    channels: HashMap<ChannelName, Option<MessageId>>,
+    conn: Arc<Conn>,
 }
 
 impl Drop for Subscriptions {
     fn drop(&mut self) {
-        for channel in self.channels.keys() {
-            self.broker.unsubscribe(channel, self.conn);
+        self.conn.close();
+        for channel in self.conn.channels() {
+            self.broker.unsubscribe(&channel, self.conn.id());
         }
     }
 }
@@ -63,228 +75,321 @@ impl Drop for ConnectionGauge {
     }
 }
 
-enum Flow {
-    Continue,
-    Stop,
+/// What woke the connection.
+enum Wake {
+    Shutdown,
+    Readable(io::Result<()>),
+    Writable(io::Result<()>),
+    Queued,
+    Ping,
+    Idle,
 }
 
-/// Queues a frame; a full outbox means the viewer cannot keep up (counted
-/// here; the hub counts the overflows of the queue in front of it).
-fn send(outbox: &Outbox, text: &str, overflow: &CancellationToken, metrics: &Metrics) -> Flow {
-    if overflow.is_cancelled() {
-        return Flow::Stop;
+/// How a connection ends.
+struct Ending {
+    code: CloseCode,
+    description: &'static str,
+    /// Drop what is still queued (an overflowed viewer resumes with `since`).
+    drop_pending: bool,
+}
+
+impl Ending {
+    fn new(code: CloseCode, description: &'static str) -> Self {
+        Self {
+            code,
+            description,
+            drop_pending: false,
+        }
     }
-    if outbox.push_text(text.as_bytes()).is_err() {
-        metrics.slow_consumers.inc();
-        overflow.cancel();
-        return Flow::Stop;
+}
+
+/// The socket and what is being written to it.
+struct Socket {
+    io: TcpStream,
+    /// Bytes taken from the outbox that the kernel has not accepted yet.
+    writing: Option<Bytes>,
+}
+
+impl Socket {
+    /// Writes what is pending until done or the socket is full.
+    fn flush(&mut self, conn: &Conn) -> io::Result<()> {
+        loop {
+            if self.writing.is_none() {
+                self.writing = conn.take();
+            }
+            let Some(buf) = self.writing.as_mut() else {
+                return Ok(());
+            };
+            match self.io.try_write(buf) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    buf.advance(n);
+                    if buf.is_empty() {
+                        self.writing = None;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
     }
-    Flow::Continue
+
+    /// Reads once; `Ok(false)` at the end of the stream.
+    fn read(&mut self, reader: &mut FrameReader) -> io::Result<bool> {
+        match self.io.try_read_buf(reader.buf_for_read()) {
+            Ok(0) => Ok(false),
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Queues the close frame, writes everything out, then waits briefly for
+    /// the viewer to close its side (dropping a socket with unread bytes
+    /// would reset it, and the viewer could miss the close frame).
+    async fn close(mut self, conn: &Conn, ending: Ending) {
+        let reason = CloseReason {
+            code: ending.code,
+            description: Some(ending.description.to_owned()),
+        };
+        conn.push_close(reason, ending.drop_pending);
+        let written = timeout(CLOSE_TIMEOUT, async {
+            loop {
+                self.flush(conn)?;
+                if self.writing.is_none() {
+                    return io::Result::Ok(());
+                }
+                self.io.writable().await?;
+            }
+        })
+        .await;
+        if !matches!(written, Ok(Ok(()))) {
+            return;
+        }
+        let _ = self.io.shutdown().await;
+        let _ = timeout(CLOSE_LINGER, async {
+            let mut sink = [0u8; 1024];
+            loop {
+                if self.io.readable().await.is_err() {
+                    return;
+                }
+                match self.io.try_read(&mut sink) {
+                    Ok(0) => return,
+                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return,
+                    _ => {}
+                }
+            }
+        })
+        .await;
+    }
 }
 
-async fn close(session: Session, code: CloseCode, description: &str) {
-    let reason = CloseReason {
-        code,
-        description: Some(description.to_owned()),
-    };
-    let _ = tokio::time::timeout(CLOSE_TIMEOUT, session.close(Some(reason))).await;
-}
-
-/// Runs a connection until it closes. `permit` holds its `MAX_CONNECTIONS` slot.
-#[tracing::instrument(skip_all, fields(user = %user.login))]
-pub async fn run(
-    state: actix_web::web::Data<AppState>,
-    user: User,
-    mut session: Session,
-    mut stream: AggregatedMessageStream,
-    outbox: Arc<Outbox>,
-    permit: OwnedSemaphorePermit,
-) {
+/// Runs a connection until it closes.
+pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
+    let Handoff {
+        state,
+        user,
+        permit,
+    } = handoff;
     let _permit = permit;
     let _gauge = ConnectionGauge::new(&state.metrics.connections);
     let limits = state.settings.limits.clone();
-    let conn = state.next_conn_id();
-    let (tx, mut rx) = mpsc::channel::<Envelope>(limits.outbound_queue);
-    let overflow = CancellationToken::new();
-    let mut subs = Subscriptions {
+    // Room for a full replay on top of the live queue.
+    let max_frames = limits.outbound_queue + limits.history_len.get() + 16;
+    let conn = Arc::new(Conn::new(
+        state.next_conn_id(),
+        max_frames,
+        state.metrics.slow_consumers.clone(),
+    ));
+    let subs = Subscriptions {
         broker: state.broker.clone(),
-        conn,
-        channels: HashMap::new(),
+        conn: conn.clone(),
     };
+    let mut socket = Socket { io, writing: None };
+    let mut reader = FrameReader::new(early, limits.max_frame_bytes);
     let mut rate = RateLimiter::new(limits.rate_limit_frames, limits.rate_window);
     let mut ping = tokio::time::interval(limits.ping_interval);
     ping.tick().await;
     let idle = sleep_until((Instant::now() + limits.idle_timeout).into());
     tokio::pin!(idle);
+    let shutdown = state.shutdown.cancelled();
+    tokio::pin!(shutdown);
 
-    if let Flow::Stop = send(
-        &outbox,
-        &ServerOp::Welcome { user: &user }.to_json(),
-        &overflow,
-        &state.metrics,
-    ) {
-        return;
-    }
+    let _ = conn.push_text(&ServerOp::Welcome { user: &user }.to_json());
+    let login = user.login;
 
-    loop {
-        tokio::select! {
+    let ending = loop {
+        if socket.flush(&conn).is_err() {
+            return;
+        }
+        if conn.overflowed() {
+            tracing::info!(user = %login, "slow consumer closed");
+            break Ending {
+                drop_pending: true,
+                ..Ending::new(
+                    CloseCode::Other(CLOSE_SLOW_CONSUMER),
+                    "slow consumer: reconnect with since",
+                )
+            };
+        }
+        let waiting = socket.writing.is_some();
+        let wake = tokio::select! {
             biased;
-            () = state.shutdown.cancelled() => {
-                close(session, CloseCode::Away, "server shutting down").await;
-                return;
-            }
-            () = overflow.cancelled() => {
-                tracing::info!("slow consumer closed");
-                // What is still queued is dropped: the viewer resumes with `since`.
-                outbox.clear();
-                close(session, CloseCode::Other(CLOSE_SLOW_CONSUMER), "slow consumer: reconnect with since").await;
-                return;
-            }
-            msg = stream.recv() => {
-                let Some(msg) = msg else { return };
-                idle.as_mut().reset((Instant::now() + limits.idle_timeout).into());
-                match msg {
-                    Ok(AggregatedMessage::Text(text)) => {
-                        let reply = if rate.allow(Instant::now()) {
-                            handle_op(&state, &mut subs, &tx, &overflow, &text, &outbox).await
-                        } else {
-                            Err(ProtocolError::RateLimited(limits.rate_limit_frames))
-                        };
-                        if let Err(e) = reply {
-                            // On overflow the next turn of the loop closes with 4008.
-                            let _ = send(&outbox, &e.to_frame(), &overflow, &state.metrics);
-                        }
+            () = &mut shutdown => Wake::Shutdown,
+            r = socket.io.readable() => Wake::Readable(r),
+            r = socket.io.writable(), if waiting => Wake::Writable(r),
+            () = conn.notified(), if !waiting => Wake::Queued,
+            _ = ping.tick() => Wake::Ping,
+            () = &mut idle => Wake::Idle,
+        };
+        match wake {
+            Wake::Shutdown => break Ending::new(CloseCode::Away, "server shutting down"),
+            Wake::Idle => break Ending::new(CloseCode::Policy, "idle timeout"),
+            Wake::Ping => conn.push_control(OpCode::Ping, b""),
+            Wake::Queued | Wake::Writable(Ok(())) => {}
+            Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => return,
+            Wake::Readable(Ok(())) => {
+                match socket.read(&mut reader) {
+                    Ok(true) => {}
+                    Ok(false) | Err(_) => return,
+                }
+                match read_messages(&state, &conn, &mut reader, &mut rate).await {
+                    Reading::Quiet => {}
+                    Reading::Heard => {
+                        idle.as_mut()
+                            .reset((Instant::now() + limits.idle_timeout).into());
                     }
-                    Ok(AggregatedMessage::Binary(_)) => {
-                        let e = if rate.allow(Instant::now()) {
-                            ProtocolError::BadJson("binary frames are not supported: send JSON text".into())
-                        } else {
-                            ProtocolError::RateLimited(limits.rate_limit_frames)
-                        };
-                        let _ = send(&outbox, &e.to_frame(), &overflow, &state.metrics);
-                    }
-                    Ok(AggregatedMessage::Ping(bytes)) => {
-                        if session.pong(&bytes).await.is_err() {
-                            return;
-                        }
-                    }
-                    Ok(AggregatedMessage::Pong(_)) => {}
-                    Ok(AggregatedMessage::Close(_)) => {
-                        close(session, CloseCode::Normal, "bye").await;
-                        return;
-                    }
-                    Err(e) => {
-                        // SPEC §7.3: a payload over the limit closes with 1009.
-                        let oversize = matches!(e, actix_ws::ProtocolError::Overflow)
-                            || e.to_string().contains("maximum continuation size");
-                        if oversize {
-                            close(session, CloseCode::Size, "message too big").await;
-                        } else {
-                            tracing::debug!(error = %e, "protocol error");
-                            close(session, CloseCode::Protocol, "protocol error").await;
-                        }
-                        return;
-                    }
+                    Reading::End(ending) => break ending,
                 }
             }
-            Some(env) = rx.recv() => {
-                // Drain what is already queued in one go: one wake-up writes a
-                // batch, and the frames coalesce into fewer socket writes.
-                let mut next = Some(env);
-                let mut batch = 0;
-                while let Some(env) = next.take() {
-                    // Skip messages of channels left since, and duplicates of a replay.
-                    let wanted = match subs.channels.get(env.channel()) {
-                        Some(Some(after)) => env.id() > *after,
-                        Some(None) => true,
-                        None => false,
-                    };
-                    if wanted {
-                        if let Flow::Stop = send(&outbox, env.frame(), &overflow, &state.metrics) {
-                            // The next turn of the loop closes with 4008.
-                            break;
-                        }
-                    }
-                    batch += 1;
-                    if batch < MAX_BATCH {
-                        next = rx.try_recv().ok();
-                    }
+        }
+    };
+    socket.close(&conn, ending).await;
+    drop(subs);
+}
+
+/// What reading the buffered client frames came to.
+enum Reading {
+    /// No whole message yet.
+    Quiet,
+    /// At least one message was handled.
+    Heard,
+    /// The connection must close.
+    End(Ending),
+}
+
+async fn read_messages(
+    state: &AppState,
+    conn: &Arc<Conn>,
+    reader: &mut FrameReader,
+    rate: &mut RateLimiter,
+) -> Reading {
+    let limit = state.settings.limits.rate_limit_frames;
+    let mut heard = false;
+    loop {
+        let message = match reader.next_message() {
+            Ok(Some(m)) => m,
+            Ok(None) => {
+                return if heard {
+                    Reading::Heard
+                } else {
+                    Reading::Quiet
+                };
+            }
+            // SPEC §7.3: a payload over the limit closes with 1009.
+            Err(ReadError::TooBig) => {
+                return Reading::End(Ending::new(CloseCode::Size, "message too big"));
+            }
+            Err(ReadError::Protocol(e)) => {
+                tracing::debug!(error = %e, "protocol error");
+                return Reading::End(Ending::new(CloseCode::Protocol, "protocol error"));
+            }
+        };
+        heard = true;
+        match message {
+            Incoming::Text(bytes) => {
+                let Ok(text) = std::str::from_utf8(&bytes) else {
+                    return Reading::End(Ending::new(CloseCode::Invalid, "text is not UTF-8"));
+                };
+                let reply = if rate.allow(Instant::now()) {
+                    // Boxed: a subscribe's future is large and short-lived; the
+                    // connection's own future stays small.
+                    Box::pin(handle_op(state, conn, text)).await
+                } else {
+                    Err(ProtocolError::RateLimited(limit))
+                };
+                if let Err(e) = reply {
+                    // On overflow the loop closes with 4008.
+                    let _ = conn.push_text(&e.to_frame());
                 }
             }
-            _ = ping.tick() => {
-                if session.ping(b"").await.is_err() {
-                    return;
-                }
+            Incoming::Binary => {
+                let e = if rate.allow(Instant::now()) {
+                    ProtocolError::BadJson("binary frames are not supported: send JSON text".into())
+                } else {
+                    ProtocolError::RateLimited(limit)
+                };
+                let _ = conn.push_text(&e.to_frame());
             }
-            () = &mut idle => {
-                close(session, CloseCode::Policy, "idle timeout").await;
-                return;
-            }
+            Incoming::Ping(bytes) => conn.push_control(OpCode::Pong, &bytes),
+            Incoming::Pong => {}
+            Incoming::Close => return Reading::End(Ending::new(CloseCode::Normal, "bye")),
         }
     }
 }
 
-async fn handle_op(
-    state: &AppState,
-    subs: &mut Subscriptions,
-    tx: &mpsc::Sender<Envelope>,
-    overflow: &CancellationToken,
-    text: &str,
-    outbox: &Outbox,
-) -> Result<(), ProtocolError> {
+async fn handle_op(state: &AppState, conn: &Arc<Conn>, text: &str) -> Result<(), ProtocolError> {
     match ClientOp::parse(text)? {
         ClientOp::Ping => {
-            let _ = send(outbox, &ServerOp::Pong.to_json(), overflow, &state.metrics);
+            let _ = conn.push_text(&ServerOp::Pong.to_json());
         }
         ClientOp::Unsubscribe { channel } => {
-            if subs.channels.remove(&channel).is_some() {
-                state.broker.unsubscribe(&channel, subs.conn);
+            if conn.leave(&channel) {
+                state.broker.unsubscribe(&channel, conn.id());
             }
             let frame = ServerOp::Unsubscribed {
                 channel: channel.as_str(),
             }
             .to_json();
-            let _ = send(outbox, &frame, overflow, &state.metrics);
+            let _ = conn.push_text(&frame);
         }
         ClientOp::Subscribe { channel, since } => {
             let max = state.settings.limits.max_channels_per_connection;
-            if !subs.channels.contains_key(&channel) && subs.channels.len() >= max {
+            if !conn.has_channel(&channel) && conn.channel_count() >= max {
                 return Err(ProtocolError::TooManyChannels(max));
             }
-            let sub = Subscriber::new(subs.conn, tx.clone(), overflow.clone());
+            // Live messages wait behind the replay until it is queued.
+            conn.begin(&channel);
+            let sub = Subscriber::new(conn.id(), conn.clone());
             let replay = match state.broker.subscribe(&channel, since, sub).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, channel = %channel, "subscribe failed");
                     // Registered or not, a failed replay must not go live silently.
-                    state.broker.unsubscribe(&channel, subs.conn);
-                    subs.channels.remove(&channel);
+                    state.broker.unsubscribe(&channel, conn.id());
+                    conn.leave(&channel);
                     let frame = ServerOp::Error {
                         code: "unavailable",
                         message: "history is unavailable right now; retry shortly".into(),
                     }
                     .to_json();
-                    let _ = send(outbox, &frame, overflow, &state.metrics);
+                    let _ = conn.push_text(&frame);
                     return Ok(());
                 }
             };
             // Live messages up to the last replayed id are duplicates; with no
             // replay and no gap, `since` itself is the floor.
             let floor = replay.last_id().or(if replay.gap { None } else { since });
-            subs.channels.insert(channel.clone(), floor);
             let head = ServerOp::Subscribed {
                 channel: channel.as_str(),
                 replayed: replay.messages.len(),
                 gap: since.is_some() && replay.gap,
             }
             .to_json();
-            if let Flow::Stop = send(outbox, &head, overflow, &state.metrics) {
-                return Ok(());
-            }
-            for env in &replay.messages {
-                if let Flow::Stop = send(outbox, env.frame(), overflow, &state.metrics) {
-                    return Ok(());
-                }
+            match conn.go_live(&channel, floor, &head, &replay.messages) {
+                // On overflow the loop closes with 4008.
+                GoLive::Queued | GoLive::Overflow => {}
+                GoLive::Gone => state.broker.unsubscribe(&channel, conn.id()),
             }
         }
     }

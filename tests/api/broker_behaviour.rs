@@ -114,7 +114,12 @@ pub fn viewer(conn: u64) -> (Subscriber, Viewer) {
     let (tx, rx) = mpsc::channel(1024);
     let overflow = CancellationToken::new();
     (
-        Subscriber::new(conn, tx, overflow.clone()),
+        Subscriber::queue(
+            conn,
+            tx,
+            overflow.clone(),
+            prometheus::IntCounter::new("slow", "slow").unwrap(),
+        ),
         Viewer { rx, overflow },
     )
 }

@@ -1,0 +1,381 @@
+//! A WebSocket connection as the rest of the process sees it: the frames
+//! waiting for its socket, already encoded, and the channels it is on. The
+//! hub appends published messages here from the publisher's task
+//! ([`Inbox::offer`]); the connection's own task (`ws::session`) takes
+//! everything pending in one piece and writes it with one system call. A
+//! busy viewer therefore gets many frames per write, an idle one holds no
+//! buffer at all.
+
+use std::collections::HashMap;
+
+use actix_http::ws::{CloseReason, OpCode, Parser};
+use bytes::{Bytes, BytesMut};
+use parking_lot::Mutex;
+use prometheus::IntCounter;
+use tokio::sync::Notify;
+
+use crate::broker::{ConnId, Inbox, Offer};
+use crate::domain::{ChannelName, Envelope, MessageId};
+
+/// The outbox holds as many frames as its connection may have pending.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overflow;
+
+/// How far a channel of this connection is.
+#[derive(Debug)]
+enum Feed {
+    /// Subscribing: the replay is being read; live messages wait here so
+    /// that they follow it.
+    Pending(Vec<Envelope>),
+    /// Live; messages up to `after` duplicate the replay and are skipped.
+    Live { after: Option<MessageId> },
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Encoded frames not yet taken by the connection's task.
+    out: BytesMut,
+    /// Data frames in `out`.
+    frames: usize,
+    channels: HashMap<ChannelName, Feed>,
+    /// Set once the viewer fell behind; nothing more is queued.
+    overflowed: bool,
+    /// Set when the connection ended; nothing more is queued.
+    closed: bool,
+}
+
+/// One viewer connection's shared state.
+#[derive(Debug)]
+pub struct Conn {
+    id: ConnId,
+    /// Most data frames pending before the viewer counts as too slow.
+    max_frames: usize,
+    /// Wakes the connection's task: frames to write, or an overflow.
+    wake: Notify,
+    /// Counts the overflow (`slow_consumers`).
+    slow: IntCounter,
+    inner: Mutex<Inner>,
+}
+
+/// What a subscribe found when it went live.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GoLive {
+    /// Replay and waiting messages are queued.
+    Queued,
+    /// They did not fit: the connection overflowed.
+    Overflow,
+    /// The channel was left meanwhile.
+    Gone,
+}
+
+impl Conn {
+    /// A connection with room for `max_frames` pending data frames.
+    pub fn new(id: ConnId, max_frames: usize, slow: IntCounter) -> Self {
+        Self {
+            id,
+            max_frames: max_frames.max(1),
+            wake: Notify::new(),
+            slow,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// The connection's id.
+    pub fn id(&self) -> ConnId {
+        self.id
+    }
+
+    /// Waits until there is something to write or the viewer overflowed.
+    pub async fn notified(&self) {
+        self.wake.notified().await;
+    }
+
+    /// Queues a text frame of our own (welcome, replies, errors).
+    ///
+    /// # Errors
+    /// [`Overflow`] when the viewer is too far behind; nothing is queued.
+    pub fn push_text(&self, text: &str) -> Result<(), Overflow> {
+        let mut inner = self.inner.lock();
+        self.push_frame(&mut inner, text.as_bytes())
+    }
+
+    /// Queues a control frame (ping, pong); these are not counted.
+    pub fn push_control(&self, op: OpCode, payload: &[u8]) {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return;
+        }
+        let was_empty = inner.out.is_empty();
+        Parser::write_message(&mut inner.out, payload, op, true, false);
+        drop(inner);
+        if was_empty {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Drops what is pending and queues the close frame as the last one:
+    /// nothing is queued after it.
+    pub fn push_close(&self, reason: CloseReason, drop_pending: bool) {
+        let mut inner = self.inner.lock();
+        if inner.closed {
+            return;
+        }
+        if drop_pending {
+            inner.out.clear();
+            inner.frames = 0;
+        }
+        Parser::write_close(&mut inner.out, Some(reason), false);
+        inner.closed = true;
+        drop(inner);
+        self.wake.notify_one();
+    }
+
+    /// Marks the connection ended: later offers answer [`Offer::Closed`].
+    pub fn close(&self) {
+        self.inner.lock().closed = true;
+    }
+
+    /// Whether the viewer fell behind and must be closed with 4008.
+    pub fn overflowed(&self) -> bool {
+        self.inner.lock().overflowed
+    }
+
+    /// Everything pending, to be written; `None` when nothing is.
+    pub fn take(&self) -> Option<Bytes> {
+        let mut inner = self.inner.lock();
+        if inner.out.is_empty() {
+            return None;
+        }
+        inner.frames = 0;
+        // Taken whole: an idle connection keeps no buffer.
+        Some(std::mem::take(&mut inner.out).freeze())
+    }
+
+    /// The channels the connection is on or joining.
+    pub fn channels(&self) -> Vec<ChannelName> {
+        self.inner.lock().channels.keys().cloned().collect()
+    }
+
+    /// How many channels the connection is on or joining.
+    pub fn channel_count(&self) -> usize {
+        self.inner.lock().channels.len()
+    }
+
+    /// Whether the connection is on or joining `channel`.
+    pub fn has_channel(&self, channel: &ChannelName) -> bool {
+        self.inner.lock().channels.contains_key(channel)
+    }
+
+    /// Starts joining `channel`: live messages are held back until
+    /// [`Conn::go_live`] queues the replay in front of them.
+    pub fn begin(&self, channel: &ChannelName) {
+        self.inner
+            .lock()
+            .channels
+            .insert(channel.clone(), Feed::Pending(Vec::new()));
+    }
+
+    /// Queues `head` (the `subscribed` frame), the replay, then the live
+    /// messages that arrived meanwhile and follow `after`; from now on
+    /// live messages up to `after` are skipped.
+    pub fn go_live(
+        &self,
+        channel: &ChannelName,
+        after: Option<MessageId>,
+        head: &str,
+        replay: &[Envelope],
+    ) -> GoLive {
+        let mut inner = self.inner.lock();
+        let held = match inner.channels.get_mut(channel) {
+            Some(feed @ Feed::Pending(_)) => match std::mem::replace(feed, Feed::Live { after }) {
+                Feed::Pending(held) => held,
+                Feed::Live { .. } => Vec::new(),
+            },
+            Some(feed) => {
+                *feed = Feed::Live { after };
+                Vec::new()
+            }
+            None => return GoLive::Gone,
+        };
+        let fresh = held
+            .iter()
+            .filter(|env| after.is_none_or(|after| env.id() > after));
+        let frames = std::iter::once(head)
+            .chain(replay.iter().map(|env| -> &str { env.frame() }))
+            .chain(fresh.map(|env| -> &str { env.frame() }));
+        for frame in frames {
+            if self.push_frame(&mut inner, frame.as_bytes()).is_err() {
+                return GoLive::Overflow;
+            }
+        }
+        GoLive::Queued
+    }
+
+    /// Leaves `channel`; returns whether the connection was on it.
+    pub fn leave(&self, channel: &ChannelName) -> bool {
+        self.inner.lock().channels.remove(channel).is_some()
+    }
+
+    fn push_frame(&self, inner: &mut Inner, payload: &[u8]) -> Result<(), Overflow> {
+        if inner.overflowed || inner.closed {
+            return Err(Overflow);
+        }
+        if inner.frames >= self.max_frames {
+            self.overflow(inner);
+            return Err(Overflow);
+        }
+        let was_empty = inner.out.is_empty();
+        Parser::write_message(&mut inner.out, payload, OpCode::Text, true, false);
+        inner.frames += 1;
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+}
+
+impl Conn {
+    fn overflow(&self, inner: &mut Inner) {
+        inner.overflowed = true;
+        self.slow.inc();
+        self.wake.notify_one();
+    }
+}
+
+impl Inbox for Conn {
+    fn offer(&self, env: &Envelope) -> Offer {
+        let mut inner = self.inner.lock();
+        if inner.closed || inner.overflowed {
+            return Offer::Closed;
+        }
+        let limit = self.max_frames;
+        match inner.channels.get_mut(env.channel()) {
+            None => Offer::Skipped,
+            Some(Feed::Pending(held)) => {
+                if held.len() >= limit {
+                    self.overflow(&mut inner);
+                    return Offer::Overflow;
+                }
+                held.push(env.clone());
+                Offer::Taken
+            }
+            Some(Feed::Live { after }) => {
+                if after.is_some_and(|after| env.id() <= after) {
+                    return Offer::Skipped;
+                }
+                match self.push_frame(&mut inner, env.frame().as_bytes()) {
+                    Ok(()) => Offer::Taken,
+                    Err(Overflow) => Offer::Overflow,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(max: usize) -> Conn {
+        Conn::new(1, max, IntCounter::new("slow", "slow").unwrap())
+    }
+
+    fn channel() -> ChannelName {
+        ChannelName::parse("somechannel").unwrap()
+    }
+
+    fn env(ms: u64) -> Envelope {
+        let body = r#"{"channel":"somechannel","type":"custom","data":{}}"#;
+        Envelope::from_parts(MessageId::ZERO.next(ms), body).unwrap()
+    }
+
+    #[test]
+    fn frames_are_encoded_server_style_and_taken_whole() {
+        let conn = conn(4);
+        conn.push_text("{\"op\":\"pong\"}").unwrap();
+        conn.push_text(&" ".repeat(200)).unwrap();
+        let bytes = conn.take().unwrap();
+        // FIN + text, unmasked 13-byte payload; then a 16-bit length for 200 bytes.
+        assert_eq!(&bytes[..2], &[0x81, 13]);
+        assert_eq!(&bytes[2..15], b"{\"op\":\"pong\"}");
+        assert_eq!(&bytes[15..19], &[0x81, 126, 0, 200]);
+        assert_eq!(bytes.len(), 15 + 4 + 200);
+        assert!(conn.take().is_none());
+    }
+
+    #[test]
+    fn pending_frames_are_capped_and_the_overflow_sticks() {
+        let conn = conn(2);
+        conn.push_text("a").unwrap();
+        conn.push_text("b").unwrap();
+        assert_eq!(conn.push_text("c"), Err(Overflow));
+        assert!(conn.overflowed());
+        assert!(conn.take().is_some());
+        assert_eq!(
+            conn.push_text("c"),
+            Err(Overflow),
+            "an overflowed viewer gets nothing more"
+        );
+    }
+
+    #[test]
+    fn offers_follow_the_channel_feed() {
+        let conn = conn(100);
+        assert_eq!(conn.offer(&env(1)), Offer::Skipped, "not on the channel");
+        conn.begin(&channel());
+        // Held while subscribing, then queued after the replay, minus duplicates.
+        assert_eq!(conn.offer(&env(2)), Offer::Taken);
+        assert_eq!(conn.offer(&env(3)), Offer::Taken);
+        assert!(
+            conn.take().is_none(),
+            "held back until the replay is queued"
+        );
+        let replay = [env(2)];
+        let live = conn.go_live(
+            &channel(),
+            Some(env(2).id()),
+            "{\"op\":\"subscribed\"}",
+            &replay,
+        );
+        assert_eq!(live, GoLive::Queued);
+        let out = conn.take().unwrap();
+        let text = String::from_utf8_lossy(&out);
+        assert_eq!(text.matches("\"op\":\"event\"").count(), 2, "{text}");
+        assert!(text.find("subscribed").unwrap() < text.find("\"op\":\"event\"").unwrap());
+        // Live: at or below the replay's last id is a duplicate.
+        assert_eq!(conn.offer(&env(2)), Offer::Skipped);
+        assert_eq!(conn.offer(&env(4)), Offer::Taken);
+        assert!(conn.leave(&channel()));
+        assert_eq!(conn.offer(&env(5)), Offer::Skipped);
+    }
+
+    #[test]
+    fn a_full_outbox_overflows_once_and_then_reads_closed() {
+        let conn = conn(1);
+        conn.begin(&channel());
+        assert_eq!(conn.go_live(&channel(), None, "{}", &[]), GoLive::Queued);
+        assert_eq!(conn.offer(&env(1)), Offer::Overflow);
+        assert_eq!(conn.offer(&env(2)), Offer::Closed);
+        assert_eq!(conn.slow.get(), 1, "counted once");
+    }
+
+    #[test]
+    fn the_close_frame_is_last() {
+        let conn = conn(10);
+        conn.push_text("a").unwrap();
+        conn.push_close(
+            CloseReason {
+                code: actix_http::ws::CloseCode::Away,
+                description: None,
+            },
+            true,
+        );
+        assert_eq!(conn.push_text("b"), Err(Overflow));
+        let out = conn.take().unwrap();
+        assert_eq!(
+            &out[..],
+            &[0x88, 2, 0x03, 0xE9],
+            "only the close frame, 1001"
+        );
+    }
+}
