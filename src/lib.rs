@@ -26,9 +26,9 @@
 //! the channels → `Broker::publish` assigns the id, retains the message,
 //! serializes it once into an `Envelope` → `hub` offers the envelope to
 //! each subscribed connection's inbox: a WebSocket's `ws::conn` outbox (the
-//! encoded frame is appended) or an SSE stream's bounded queue →
-//! `ws::session`, which owns the socket since `ws::upgrade` took it from the
-//! HTTP layer, writes everything pending in one piece (or `sse` writes the
+//! encoded frame is appended) or an SSE stream's bounded queue → the
+//! worker's `ws::flusher` writes each pending outbox in one piece to the
+//! socket that `ws::upgrade` took from the HTTP layer (or `sse` writes the
 //! pre-built record) → the viewer. Only after the publish succeeded does
 //! Twitch get its 2xx.
 

@@ -1,21 +1,28 @@
-//! A WebSocket connection as the rest of the process sees it: the frames
-//! waiting for its socket, already encoded, and the channels it is on. The
-//! hub appends published messages here from the publisher's task
-//! ([`Inbox::offer`]); the connection's own task (`ws::session`) takes
-//! everything pending in one piece and writes it with one system call. A
-//! busy viewer therefore gets many frames per write, an idle one holds no
-//! buffer at all.
+//! A WebSocket connection as the rest of the process sees it: its socket,
+//! the frames waiting for it (already encoded) and the channels it is on.
+//! The hub appends published messages here from the publisher's task
+//! ([`Inbox::offer`]); the first pending frame puts the connection on its
+//! worker's `ws::flusher` list, and the flusher writes everything pending
+//! in one piece with one system call. A busy viewer therefore gets many
+//! frames per write, an idle one holds no buffer at all. When the socket is
+//! full, the connection's own task (`ws::session`) waits for it and writes
+//! the rest.
 
 use std::collections::HashMap;
+use std::io;
+use std::sync::{Arc, Weak};
 
 use actix_http::ws::{CloseReason, OpCode, Parser};
-use bytes::{Bytes, BytesMut};
+use actix_web::rt::net::TcpStream;
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use prometheus::IntCounter;
 use tokio::sync::Notify;
 
 use crate::broker::{ConnId, Inbox, Offer};
 use crate::domain::{ChannelName, Envelope, MessageId};
+
+use super::flusher::Flusher;
 
 /// The outbox holds as many frames as its connection may have pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +49,25 @@ struct Inner {
     overflowed: bool,
     /// Set when the connection ended; nothing more is queued.
     closed: bool,
+    /// Taken from `out`, not yet accepted by the kernel.
+    writing: Bytes,
+    /// On the flusher's list.
+    scheduled: bool,
+    /// The socket was full: the connection's task writes when it drains.
+    blocked: bool,
+    /// A write failed: the connection is dead.
+    failed: bool,
+}
+
+/// What a flush came to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything pending was written.
+    Done,
+    /// The socket is full; the rest waits for it to drain.
+    Blocked,
+    /// The socket failed.
+    Failed,
 }
 
 /// One viewer connection's shared state.
@@ -50,11 +76,15 @@ pub struct Conn {
     id: ConnId,
     /// Most data frames pending before the viewer counts as too slow.
     max_frames: usize,
-    /// Wakes the connection's task: frames to write, or an overflow.
+    /// Wakes the connection's task: an overflow, a full socket, a failed write.
     wake: Notify,
     /// Counts the overflow (`slow_consumers`).
     slow: IntCounter,
     inner: Mutex<Inner>,
+    /// The socket and the worker's flusher (none in unit tests).
+    link: Option<(TcpStream, Arc<Flusher>)>,
+    /// This connection, for the flusher's list.
+    me: Weak<Conn>,
 }
 
 /// What a subscribe found when it went live.
@@ -69,14 +99,102 @@ pub enum GoLive {
 }
 
 impl Conn {
-    /// A connection with room for `max_frames` pending data frames.
-    pub fn new(id: ConnId, max_frames: usize, slow: IntCounter) -> Self {
-        Self {
+    /// A connection on `io` with room for `max_frames` pending data frames,
+    /// written by `flusher`.
+    pub fn new(
+        id: ConnId,
+        max_frames: usize,
+        slow: IntCounter,
+        link: Option<(TcpStream, Arc<Flusher>)>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             id,
             max_frames: max_frames.max(1),
             wake: Notify::new(),
             slow,
             inner: Mutex::new(Inner::default()),
+            link,
+            me: me.clone(),
+        })
+    }
+
+    /// The socket.
+    pub fn io(&self) -> Option<&TcpStream> {
+        self.link.as_ref().map(|(io, _)| io)
+    }
+
+    /// Whether the socket is full and the connection's task must write.
+    pub fn blocked(&self) -> bool {
+        self.inner.lock().blocked
+    }
+
+    /// Whether a write failed.
+    pub fn failed(&self) -> bool {
+        self.inner.lock().failed
+    }
+
+    /// Whether nothing is left to write.
+    pub fn drained(&self) -> bool {
+        let inner = self.inner.lock();
+        inner.out.is_empty() && inner.writing.is_empty()
+    }
+
+    /// Writes what is pending to the socket until done or the socket is full.
+    pub fn flush(&self) -> Flushed {
+        let Some((io, _)) = &self.link else {
+            return Flushed::Failed;
+        };
+        let mut inner = self.inner.lock();
+        self.write_with(&mut inner, |buf| io.try_write(buf))
+    }
+
+    fn write_with(
+        &self,
+        inner: &mut Inner,
+        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    ) -> Flushed {
+        inner.scheduled = false;
+        if inner.failed {
+            return Flushed::Failed;
+        }
+        loop {
+            if inner.writing.is_empty() {
+                if inner.out.is_empty() {
+                    inner.blocked = false;
+                    return Flushed::Done;
+                }
+                inner.frames = 0;
+                // Taken whole: an idle connection keeps no buffer.
+                inner.writing = std::mem::take(&mut inner.out).freeze();
+            }
+            match write(&inner.writing) {
+                Ok(0) => break,
+                Ok(n) => inner.writing.advance(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if !inner.blocked {
+                        inner.blocked = true;
+                        self.wake.notify_one();
+                    }
+                    return Flushed::Blocked;
+                }
+                Err(_) => break,
+            }
+        }
+        inner.failed = true;
+        inner.writing = Bytes::new();
+        self.wake.notify_one();
+        Flushed::Failed
+    }
+
+    /// Puts the connection on the flusher's list, once, unless its task is
+    /// waiting for the socket anyway.
+    fn schedule(&self, inner: &mut Inner) {
+        if inner.scheduled || inner.blocked {
+            return;
+        }
+        if let (Some((_, flusher)), Some(me)) = (&self.link, self.me.upgrade()) {
+            inner.scheduled = true;
+            flusher.mark(me);
         }
     }
 
@@ -85,7 +203,7 @@ impl Conn {
         self.id
     }
 
-    /// Waits until there is something to write or the viewer overflowed.
+    /// Waits until the viewer overflowed, the socket filled or a write failed.
     pub async fn notified(&self) {
         self.wake.notified().await;
     }
@@ -105,12 +223,8 @@ impl Conn {
         if inner.closed {
             return;
         }
-        let was_empty = inner.out.is_empty();
         Parser::write_message(&mut inner.out, payload, op, true, false);
-        drop(inner);
-        if was_empty {
-            self.wake.notify_one();
-        }
+        self.schedule(&mut inner);
     }
 
     /// Drops what is pending and queues the close frame as the last one:
@@ -126,8 +240,6 @@ impl Conn {
         }
         Parser::write_close(&mut inner.out, Some(reason), false);
         inner.closed = true;
-        drop(inner);
-        self.wake.notify_one();
     }
 
     /// Marks the connection ended: later offers answer [`Offer::Closed`].
@@ -224,12 +336,9 @@ impl Conn {
             self.overflow(inner);
             return Err(Overflow);
         }
-        let was_empty = inner.out.is_empty();
         Parser::write_message(&mut inner.out, payload, OpCode::Text, true, false);
         inner.frames += 1;
-        if was_empty {
-            self.wake.notify_one();
-        }
+        self.schedule(inner);
         Ok(())
     }
 }
@@ -276,8 +385,8 @@ impl Inbox for Conn {
 mod tests {
     use super::*;
 
-    fn conn(max: usize) -> Conn {
-        Conn::new(1, max, IntCounter::new("slow", "slow").unwrap())
+    fn conn(max: usize) -> Arc<Conn> {
+        Conn::new(1, max, IntCounter::new("slow", "slow").unwrap(), None)
     }
 
     fn channel() -> ChannelName {
@@ -357,6 +466,51 @@ mod tests {
         assert_eq!(conn.offer(&env(1)), Offer::Overflow);
         assert_eq!(conn.offer(&env(2)), Offer::Closed);
         assert_eq!(conn.slow.get(), 1, "counted once");
+    }
+
+    #[test]
+    fn writes_resume_where_the_socket_filled_up() {
+        let conn = conn(10);
+        conn.push_text("abcdef").unwrap();
+        let mut inner = conn.inner.lock();
+        let mut written = Vec::new();
+        // The socket takes 3 bytes, then is full.
+        let mut room = 3;
+        let flushed = conn.write_with(&mut inner, |buf| {
+            if room == 0 {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = buf.len().min(room);
+            room -= n;
+            written.extend_from_slice(&buf[..n]);
+            Ok(n)
+        });
+        assert_eq!(flushed, Flushed::Blocked);
+        assert!(inner.blocked);
+        drop(inner);
+        conn.push_text("gh").unwrap();
+        let mut inner = conn.inner.lock();
+        let flushed = conn.write_with(&mut inner, |buf| {
+            written.extend_from_slice(buf);
+            Ok(buf.len())
+        });
+        assert_eq!(flushed, Flushed::Done);
+        assert!(!inner.blocked);
+        let mut expected = BytesMut::new();
+        Parser::write_message(&mut expected, b"abcdef", OpCode::Text, true, false);
+        Parser::write_message(&mut expected, b"gh", OpCode::Text, true, false);
+        assert_eq!(written, expected.to_vec(), "every byte once, in order");
+    }
+
+    #[test]
+    fn a_failed_write_marks_the_connection_dead() {
+        let conn = conn(10);
+        conn.push_text("a").unwrap();
+        let mut inner = conn.inner.lock();
+        let flushed = conn.write_with(&mut inner, |_| Err(io::ErrorKind::BrokenPipe.into()));
+        assert_eq!(flushed, Flushed::Failed);
+        drop(inner);
+        assert!(conn.failed());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! socket (`upgrade`).
 
 pub mod conn;
+pub mod flusher;
 pub mod protocol;
 pub mod rate;
 pub mod reader;

@@ -11,8 +11,7 @@ use std::time::Instant;
 use actix_http::ws::{CloseCode, CloseReason, OpCode};
 use actix_web::rt::net::TcpStream;
 use actix_web::web::Data;
-use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncWriteExt;
+use bytes::BytesMut;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, sleep_until, timeout};
 
@@ -20,7 +19,8 @@ use crate::broker::{Broker, Subscriber};
 use crate::domain::User;
 use crate::state::AppState;
 
-use super::conn::{Conn, GoLive};
+use super::conn::{Conn, Flushed, GoLive};
+use super::flusher::Flusher;
 use super::protocol::{ClientOp, ProtocolError, ServerOp};
 use super::rate::RateLimiter;
 use super::reader::{FrameReader, Incoming, ReadError};
@@ -80,7 +80,7 @@ enum Wake {
     Shutdown,
     Readable(io::Result<()>),
     Writable(io::Result<()>),
-    Queued,
+    Signalled,
     Ping,
     Idle,
 }
@@ -103,85 +103,58 @@ impl Ending {
     }
 }
 
-/// The socket and what is being written to it.
-struct Socket {
-    io: TcpStream,
-    /// Bytes taken from the outbox that the kernel has not accepted yet.
-    writing: Option<Bytes>,
+/// Reads once; `Ok(false)` at the end of the stream.
+fn read(io: &TcpStream, reader: &mut FrameReader) -> io::Result<bool> {
+    match io.try_read_buf(reader.buf_for_read()) {
+        Ok(0) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
+        Err(e) => Err(e),
+    }
 }
 
-impl Socket {
-    /// Writes what is pending until done or the socket is full.
-    fn flush(&mut self, conn: &Conn) -> io::Result<()> {
+/// Queues the close frame, writes everything out, then waits briefly for
+/// the viewer to close its side (dropping a socket with unread bytes would
+/// reset it, and the viewer could miss the close frame).
+async fn close(conn: &Conn, io: &TcpStream, ending: Ending) {
+    let reason = CloseReason {
+        code: ending.code,
+        description: Some(ending.description.to_owned()),
+    };
+    conn.push_close(reason, ending.drop_pending);
+    let written = timeout(CLOSE_TIMEOUT, async {
         loop {
-            if self.writing.is_none() {
-                self.writing = conn.take();
-            }
-            let Some(buf) = self.writing.as_mut() else {
-                return Ok(());
-            };
-            match self.io.try_write(buf) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    buf.advance(n);
-                    if buf.is_empty() {
-                        self.writing = None;
+            match conn.flush() {
+                Flushed::Done if conn.drained() => return true,
+                Flushed::Done => {}
+                Flushed::Blocked => {
+                    if io.writable().await.is_err() {
+                        return false;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) => return Err(e),
+                Flushed::Failed => return false,
             }
         }
+    })
+    .await;
+    if written != Ok(true) {
+        return;
     }
-
-    /// Reads once; `Ok(false)` at the end of the stream.
-    fn read(&mut self, reader: &mut FrameReader) -> io::Result<bool> {
-        match self.io.try_read_buf(reader.buf_for_read()) {
-            Ok(0) => Ok(false),
-            Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(true),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Queues the close frame, writes everything out, then waits briefly for
-    /// the viewer to close its side (dropping a socket with unread bytes
-    /// would reset it, and the viewer could miss the close frame).
-    async fn close(mut self, conn: &Conn, ending: Ending) {
-        let reason = CloseReason {
-            code: ending.code,
-            description: Some(ending.description.to_owned()),
-        };
-        conn.push_close(reason, ending.drop_pending);
-        let written = timeout(CLOSE_TIMEOUT, async {
-            loop {
-                self.flush(conn)?;
-                if self.writing.is_none() {
-                    return io::Result::Ok(());
-                }
-                self.io.writable().await?;
+    let _ = socket2::SockRef::from(io).shutdown(std::net::Shutdown::Write);
+    let _ = timeout(CLOSE_LINGER, async {
+        let mut sink = [0u8; 1024];
+        loop {
+            if io.readable().await.is_err() {
+                return;
             }
-        })
-        .await;
-        if !matches!(written, Ok(Ok(()))) {
-            return;
-        }
-        let _ = self.io.shutdown().await;
-        let _ = timeout(CLOSE_LINGER, async {
-            let mut sink = [0u8; 1024];
-            loop {
-                if self.io.readable().await.is_err() {
-                    return;
-                }
-                match self.io.try_read(&mut sink) {
-                    Ok(0) => return,
-                    Err(e) if e.kind() != io::ErrorKind::WouldBlock => return,
-                    _ => {}
-                }
+            match io.try_read(&mut sink) {
+                Ok(0) => return,
+                Err(e) if e.kind() != io::ErrorKind::WouldBlock => return,
+                _ => {}
             }
-        })
-        .await;
-    }
+        }
+    })
+    .await;
 }
 
 /// Runs a connection until it closes.
@@ -196,16 +169,17 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
     let limits = state.settings.limits.clone();
     // Room for a full replay on top of the live queue.
     let max_frames = limits.outbound_queue + limits.history_len.get() + 16;
-    let conn = Arc::new(Conn::new(
+    let conn = Conn::new(
         state.next_conn_id(),
         max_frames,
         state.metrics.slow_consumers.clone(),
-    ));
+        Some((io, Flusher::local())),
+    );
+    let Some(io) = conn.io() else { return };
     let subs = Subscriptions {
         broker: state.broker.clone(),
         conn: conn.clone(),
     };
-    let mut socket = Socket { io, writing: None };
     let mut reader = FrameReader::new(early, limits.max_frame_bytes);
     let mut rate = RateLimiter::new(limits.rate_limit_frames, limits.rate_window);
     let mut ping = tokio::time::interval(limits.ping_interval);
@@ -219,7 +193,7 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
     let login = user.login;
 
     let ending = loop {
-        if socket.flush(&conn).is_err() {
+        if conn.failed() {
             return;
         }
         if conn.overflowed() {
@@ -232,13 +206,13 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
                 )
             };
         }
-        let waiting = socket.writing.is_some();
+        let blocked = conn.blocked();
         let wake = tokio::select! {
             biased;
             () = &mut shutdown => Wake::Shutdown,
-            r = socket.io.readable() => Wake::Readable(r),
-            r = socket.io.writable(), if waiting => Wake::Writable(r),
-            () = conn.notified(), if !waiting => Wake::Queued,
+            r = io.readable() => Wake::Readable(r),
+            r = io.writable(), if blocked => Wake::Writable(r),
+            () = conn.notified() => Wake::Signalled,
             _ = ping.tick() => Wake::Ping,
             () = &mut idle => Wake::Idle,
         };
@@ -246,10 +220,15 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
             Wake::Shutdown => break Ending::new(CloseCode::Away, "server shutting down"),
             Wake::Idle => break Ending::new(CloseCode::Policy, "idle timeout"),
             Wake::Ping => conn.push_control(OpCode::Ping, b""),
-            Wake::Queued | Wake::Writable(Ok(())) => {}
+            Wake::Signalled => {}
+            Wake::Writable(Ok(())) => {
+                // The socket drained: write the rest here (the flusher skips
+                // a blocked connection).
+                let _ = conn.flush();
+            }
             Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => return,
             Wake::Readable(Ok(())) => {
-                match socket.read(&mut reader) {
+                match read(io, &mut reader) {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return,
                 }
@@ -264,7 +243,7 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
             }
         }
     };
-    socket.close(&conn, ending).await;
+    close(&conn, io, ending).await;
     drop(subs);
 }
 
