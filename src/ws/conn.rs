@@ -8,7 +8,6 @@
 //! full, the connection's own task (`ws::session`) waits for it and writes
 //! the rest.
 
-use std::collections::HashMap;
 use std::io;
 use std::sync::{Arc, Weak};
 
@@ -38,13 +37,41 @@ enum Feed {
     Live { after: Option<MessageId> },
 }
 
+/// The channels of one connection: a few at most (`MAX_CHANNELS_PER_CONNECTION`),
+/// so a list, which costs one small allocation where a hash map costs several
+/// times that.
+#[derive(Debug, Default)]
+struct Feeds(Vec<(ChannelName, Feed)>);
+
+impl Feeds {
+    fn get_mut(&mut self, channel: &ChannelName) -> Option<&mut Feed> {
+        self.0
+            .iter_mut()
+            .find(|(c, _)| c == channel)
+            .map(|(_, feed)| feed)
+    }
+
+    fn insert(&mut self, channel: &ChannelName, feed: Feed) {
+        match self.get_mut(channel) {
+            Some(existing) => *existing = feed,
+            None => self.0.push((channel.clone(), feed)),
+        }
+    }
+
+    fn remove(&mut self, channel: &ChannelName) -> bool {
+        let before = self.0.len();
+        self.0.retain(|(c, _)| c != channel);
+        self.0.len() < before
+    }
+}
+
 #[derive(Debug, Default)]
 struct Inner {
     /// Encoded frames not yet taken by the connection's task.
     out: BytesMut,
     /// Data frames in `out`.
     frames: usize,
-    channels: HashMap<ChannelName, Feed>,
+    channels: Feeds,
     /// Set once the viewer fell behind; nothing more is queued.
     overflowed: bool,
     /// Set when the connection ended; nothing more is queued.
@@ -265,17 +292,28 @@ impl Conn {
 
     /// The channels the connection is on or joining.
     pub fn channels(&self) -> Vec<ChannelName> {
-        self.inner.lock().channels.keys().cloned().collect()
+        self.inner
+            .lock()
+            .channels
+            .0
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect()
     }
 
     /// How many channels the connection is on or joining.
     pub fn channel_count(&self) -> usize {
-        self.inner.lock().channels.len()
+        self.inner.lock().channels.0.len()
     }
 
     /// Whether the connection is on or joining `channel`.
     pub fn has_channel(&self, channel: &ChannelName) -> bool {
-        self.inner.lock().channels.contains_key(channel)
+        self.inner
+            .lock()
+            .channels
+            .0
+            .iter()
+            .any(|(c, _)| c == channel)
     }
 
     /// Starts joining `channel`: live messages are held back until
@@ -284,7 +322,7 @@ impl Conn {
         self.inner
             .lock()
             .channels
-            .insert(channel.clone(), Feed::Pending(Vec::new()));
+            .insert(channel, Feed::Pending(Vec::new()));
     }
 
     /// Queues `head` (the `subscribed` frame), the replay, then the live
@@ -325,7 +363,7 @@ impl Conn {
 
     /// Leaves `channel`; returns whether the connection was on it.
     pub fn leave(&self, channel: &ChannelName) -> bool {
-        self.inner.lock().channels.remove(channel).is_some()
+        self.inner.lock().channels.remove(channel)
     }
 
     fn push_frame(&self, inner: &mut Inner, payload: &[u8]) -> Result<(), Overflow> {

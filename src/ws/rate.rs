@@ -18,7 +18,8 @@ impl RateLimiter {
     pub fn new(max: usize, window: Duration) -> Self {
         Self {
             window,
-            recent: VecDeque::with_capacity(max.min(64)),
+            // Grows with use: an idle connection holds a few bytes.
+            recent: VecDeque::new(),
             max,
         }
     }

@@ -81,8 +81,7 @@ enum Wake {
     Readable(io::Result<()>),
     Writable(io::Result<()>),
     Signalled,
-    Ping,
-    Idle,
+    Timer,
 }
 
 /// How a connection ends.
@@ -166,7 +165,9 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
     } = handoff;
     let _permit = permit;
     let _gauge = ConnectionGauge::new(&state.metrics.connections);
-    let limits = state.settings.limits.clone();
+    // Borrowed, not cloned: everything held across an await is part of
+    // every connection's task.
+    let limits = &state.settings.limits;
     // Room for a full replay on top of the live queue.
     let max_frames = limits.outbound_queue + limits.history_len.get() + 16;
     let conn = Conn::new(
@@ -182,22 +183,23 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
     };
     let mut reader = FrameReader::new(early, limits.max_frame_bytes);
     let mut rate = RateLimiter::new(limits.rate_limit_frames, limits.rate_window);
-    let mut ping = tokio::time::interval(limits.ping_interval);
-    ping.tick().await;
-    let idle = sleep_until((Instant::now() + limits.idle_timeout).into());
-    tokio::pin!(idle);
+    // One timer for both the next ping and the idle deadline.
+    let mut next_ping = Instant::now() + limits.ping_interval;
+    let mut idle_at = Instant::now() + limits.idle_timeout;
+    let timer = sleep_until(next_ping.min(idle_at).into());
+    tokio::pin!(timer);
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
 
     let _ = conn.push_text(&ServerOp::Welcome { user: &user }.to_json());
-    let login = user.login;
+    drop(user);
 
     let ending = loop {
         if conn.failed() {
             return;
         }
         if conn.overflowed() {
-            tracing::info!(user = %login, "slow consumer closed");
+            tracing::info!(conn = conn.id(), "slow consumer closed");
             break Ending {
                 drop_pending: true,
                 ..Ending::new(
@@ -213,13 +215,21 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
             r = io.readable() => Wake::Readable(r),
             r = io.writable(), if blocked => Wake::Writable(r),
             () = conn.notified() => Wake::Signalled,
-            _ = ping.tick() => Wake::Ping,
-            () = &mut idle => Wake::Idle,
+            () = &mut timer => Wake::Timer,
         };
         match wake {
             Wake::Shutdown => break Ending::new(CloseCode::Away, "server shutting down"),
-            Wake::Idle => break Ending::new(CloseCode::Policy, "idle timeout"),
-            Wake::Ping => conn.push_control(OpCode::Ping, b""),
+            Wake::Timer => {
+                let now = Instant::now();
+                if now >= idle_at {
+                    break Ending::new(CloseCode::Policy, "idle timeout");
+                }
+                if now >= next_ping {
+                    conn.push_control(OpCode::Ping, b"");
+                    next_ping = now + limits.ping_interval;
+                }
+                timer.as_mut().reset(next_ping.min(idle_at).into());
+            }
             Wake::Signalled => {}
             Wake::Writable(Ok(())) => {
                 // The socket drained: write the rest here (the flusher skips
@@ -232,18 +242,20 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return,
                 }
-                match read_messages(&state, &conn, &mut reader, &mut rate).await {
+                // Boxed: reading is rare and its future is large; the
+                // connection's own future stays small.
+                match Box::pin(read_messages(&state, &conn, &mut reader, &mut rate)).await {
                     Reading::Quiet => {}
                     Reading::Heard => {
-                        idle.as_mut()
-                            .reset((Instant::now() + limits.idle_timeout).into());
+                        idle_at = Instant::now() + limits.idle_timeout;
+                        timer.as_mut().reset(next_ping.min(idle_at).into());
                     }
                     Reading::End(ending) => break ending,
                 }
             }
         }
     };
-    close(&conn, io, ending).await;
+    Box::pin(close(&conn, io, ending)).await;
     drop(subs);
 }
 
@@ -291,8 +303,7 @@ async fn read_messages(
                     return Reading::End(Ending::new(CloseCode::Invalid, "text is not UTF-8"));
                 };
                 let reply = if rate.allow(Instant::now()) {
-                    // Boxed: a subscribe's future is large and short-lived; the
-                    // connection's own future stays small.
+                    // Boxed: a subscribe's future is large and short-lived.
                     Box::pin(handle_op(state, conn, text)).await
                 } else {
                     Err(ProtocolError::RateLimited(limit))
