@@ -70,6 +70,11 @@ impl FrameReader {
         }
     }
 
+    /// Whether bytes are waiting to be decoded.
+    pub fn has_buffered(&self) -> bool {
+        !self.buf.is_empty()
+    }
+
     /// The buffer to read into, with room for [`READ_CHUNK`] bytes.
     pub fn buf_for_read(&mut self) -> &mut BytesMut {
         self.buf.reserve(READ_CHUNK);

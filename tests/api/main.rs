@@ -18,3 +18,4 @@ mod redis_server;
 mod subscriptions;
 mod webhook;
 mod websocket;
+mod ws_transport;
