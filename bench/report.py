@@ -107,6 +107,7 @@ def main():
         "server-cpu", "loadgen-cpu", "loadavg",
     ]:
         ap.add_argument("--" + flag, required=True)
+    ap.add_argument("--calibration", default="{}")
     ap.add_argument("--repeats", type=int, required=True)
     ap.add_argument("--nproc", type=int, required=True)
     ap.add_argument("--mem-kb", type=int, required=True)
@@ -132,6 +133,14 @@ def main():
         f"- **Machine**: {a.nproc} CPUs ({a.cpu}), {a.mem_kb / 1048576:.1f} GiB memory, "
         f"Linux {a.kernel}"
     )
+    cal = json.loads(a.calibration or "{}")
+    if "tcp_send_recv_us" in cal:
+        w(
+            f"- **Host speed** (`loadgen calibrate`): one system call {cal['syscall_ns']:.0f} ns; "
+            f"one 256-byte loopback TCP write + read {cal['tcp_send_recv_us']:.2f} µs. Hosts of "
+            "the same machine kind differ by several times here; compare tables only between "
+            "runs with similar figures"
+        )
     w(
         f"- **Load average when the run started**: {a.loadavg} (anything well above 0 means "
         "other work shared the cores and the figures are pessimistic)"

@@ -227,6 +227,10 @@ if [[ $want_redis == 1 ]]; then
 fi
 
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
+# This host's kernel speed (hosts of one machine kind differ by several times), on the
+# load generator's CPU before anything else runs.
+CALIBRATION=$(taskset -c "$LOADGEN_CPU" "$LOADGEN" calibrate | sed -n 's/^RESULT //p' || true)
+log "host calibration: $CALIBRATION"
 FAILED=0
 for entry in "${CASE_LIST[@]}"; do
   name=${entry%%|*}
@@ -351,7 +355,7 @@ python3 "$ROOT/bench/report.py" \
   --set "$SET" --repeats "$REPEATS" --commit "$COMMIT" \
   --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --nproc "$(nproc)" --cpu "$CPU_MODEL" \
   --mem-kb "$MEM_KB" --kernel "$(uname -r)" --server-cpu "$SERVER_CPU" --loadgen-cpu "$LOADGEN_CPU" \
-  --loadavg "$LOADAVG_START"
+  --loadavg "$LOADAVG_START" --calibration "${CALIBRATION:-}"
 log "wrote ${RESULTS#"$ROOT"/} (raw results and logs in ${OUT#"$ROOT"/})"
 cat "$RESULTS"
 exit "$FAILED"

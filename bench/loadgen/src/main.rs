@@ -1,10 +1,12 @@
-//! Load generator for eventsub-bridge: `fanout`, `ingest` and `idle` modes.
+//! Load generator for eventsub-bridge: `fanout`, `ingest` and `idle` modes, and
+//! `calibrate` (this host's kernel speed, for comparing reports).
 //!
 //! Every run prints human-readable lines and ends with one `RESULT {json}` line that
 //! bench/run.sh parses. Exit status: 0 when `ok` (no loss, duplicate, error or early
 //! close), 2 when it ran but something of that kind happened, 1 when it could not run.
 #![recursion_limit = "256"]
 
+mod calibrate;
 mod common;
 mod fanout;
 mod idle;
@@ -34,6 +36,8 @@ enum Mode {
     Ingest(ingest::IngestArgs),
     /// N subscribed viewers held S seconds; the server's RSS per connection.
     Idle(idle::IdleArgs),
+    /// This host's speed at system calls and loopback TCP (no server needed).
+    Calibrate(calibrate::CalibrateArgs),
 }
 
 #[tokio::main]
@@ -43,6 +47,7 @@ async fn main() -> std::process::ExitCode {
         Mode::Fanout(a) => ("fanout", fanout::run(a).await),
         Mode::Ingest(a) => ("ingest", ingest::run(a).await),
         Mode::Idle(a) => ("idle", idle::run(a).await),
+        Mode::Calibrate(a) => ("calibrate", calibrate::run(a).await),
     };
     match result {
         Ok(v) => {
