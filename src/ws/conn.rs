@@ -54,7 +54,11 @@ impl Feeds {
     fn insert(&mut self, channel: &ChannelName, feed: Feed) {
         match self.get_mut(channel) {
             Some(existing) => *existing = feed,
-            None => self.0.push((channel.clone(), feed)),
+            None => {
+                // Most connections watch one channel: no room for four.
+                self.0.reserve_exact(1);
+                self.0.push((channel.clone(), feed));
+            }
         }
     }
 

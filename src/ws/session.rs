@@ -12,6 +12,7 @@ use actix_http::ws::{CloseCode, CloseReason, OpCode};
 use actix_web::rt::net::TcpStream;
 use actix_web::web::Data;
 use bytes::BytesMut;
+use tokio::io::{Interest, Ready};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, sleep_until, timeout};
 
@@ -78,8 +79,7 @@ impl Drop for ConnectionGauge {
 /// What woke the connection.
 enum Wake {
     Shutdown,
-    Readable(io::Result<()>),
-    Writable(io::Result<()>),
+    Io(io::Result<Ready>),
     Signalled,
     Timer,
 }
@@ -220,12 +220,17 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
                 )
             };
         }
-        let blocked = conn.blocked();
+        // One readiness wait for both directions (each wait is 150 bytes of
+        // every connection's task); writable only matters while blocked.
+        let interest = if conn.blocked() {
+            Interest::READABLE | Interest::WRITABLE
+        } else {
+            Interest::READABLE
+        };
         let wake = tokio::select! {
             biased;
             () = &mut shutdown => Wake::Shutdown,
-            r = io.readable() => Wake::Readable(r),
-            r = io.writable(), if blocked => Wake::Writable(r),
+            r = io.ready(interest) => Wake::Io(r),
             () = conn.notified() => Wake::Signalled,
             () = &mut timer => Wake::Timer,
         };
@@ -243,13 +248,16 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
                 timer.as_mut().reset(next_ping.min(idle_at).into());
             }
             Wake::Signalled => {}
-            Wake::Writable(Ok(())) => {
-                // The socket drained: write the rest here (the flusher skips
-                // a blocked connection).
-                let _ = conn.flush();
-            }
-            Wake::Readable(Err(_)) | Wake::Writable(Err(_)) => return,
-            Wake::Readable(Ok(())) => {
+            Wake::Io(Err(_)) => return,
+            Wake::Io(Ok(ready)) => {
+                if ready.is_writable() && conn.blocked() {
+                    // The socket drained: write the rest here (the flusher
+                    // skips a blocked connection).
+                    let _ = conn.flush();
+                }
+                if !(ready.is_readable() || ready.is_read_closed()) {
+                    continue;
+                }
                 match read(io, &mut reader) {
                     Ok(true) => {}
                     Ok(false) | Err(_) => return,
