@@ -196,3 +196,59 @@ async fn shutdown_closes_viewers_with_1001() {
         Some(CloseCode::Away)
     );
 }
+
+#[actix_web::test]
+async fn viewers_that_leave_any_way_leave_nothing_behind() {
+    let app = spawn_app(|_| {}).await;
+    app.login_as("viewer").await;
+    let mut clean = Vec::new();
+    let mut raw = Vec::new();
+    for _ in 0..10 {
+        let mut ws = app.ws_connect().await;
+        ws.subscribe("teststreamer", None).await;
+        clean.push(ws);
+        let (mut r, _) = RawWs::open(&app, b"").await;
+        assert_eq!(r.next_json().await["op"], "welcome");
+        r.send(&client_frame(
+            br#"{"op":"subscribe","channel":"teststreamer"}"#,
+            OpCode::Text,
+            true,
+        ))
+        .await;
+        assert_eq!(r.next_json().await["op"], "subscribed");
+        raw.push(r);
+    }
+    assert_eq!(app.metric("eventsub_bridge_connections", "").await, 20.0);
+    assert_eq!(
+        app.metric("eventsub_bridge_channel_subscriptions", "")
+            .await,
+        20.0
+    );
+    // Half close properly, half just drop the socket.
+    for mut ws in clean {
+        ws.inner.close(None).await.unwrap();
+    }
+    drop(raw);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let conns = app.metric("eventsub_bridge_connections", "").await;
+        let subs = app
+            .metric("eventsub_bridge_channel_subscriptions", "")
+            .await;
+        if conns == 0.0 && subs == 0.0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{conns} connections and {subs} subscriptions left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A message now reaches nobody.
+    let before = app.metric("eventsub_bridge_deliveries_total", "").await;
+    app.publish("teststreamer", "custom", json!({})).await;
+    assert_eq!(
+        app.metric("eventsub_bridge_deliveries_total", "").await,
+        before
+    );
+}
