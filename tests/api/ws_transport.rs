@@ -252,3 +252,24 @@ async fn viewers_that_leave_any_way_leave_nothing_behind() {
         before
     );
 }
+
+#[actix_web::test]
+async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
+    let app = spawn_app(|_| {}).await;
+    app.login_as("viewer").await;
+    let (mut ws, _) = RawWs::open(&app, b"").await;
+    assert_eq!(ws.next_json().await["op"], "welcome");
+    ws.send(&client_frame(&[0xff, 0xfe, b'{'], OpCode::Text, true))
+        .await;
+    loop {
+        match ws.next_frame().await.expect("a close frame before the end") {
+            Frame::Close(reason) => {
+                let code: u16 = reason.expect("a close code").code.into();
+                assert_eq!(code, 1007);
+                break;
+            }
+            Frame::Ping(_) | Frame::Pong(_) => {}
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
