@@ -194,7 +194,7 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
     let _ = conn.push_text(&ServerOp::Welcome { user: &user }.to_json());
     drop(user);
     // Frames that came in the same packet as the upgrade request.
-    let early = if reader.has_buffered() {
+    let mut early = if reader.has_buffered() {
         match Box::pin(read_messages(&state, &conn, &mut reader, &mut rate)).await {
             Reading::End(ending) => Some(ending),
             Reading::Quiet | Reading::Heard => None,
@@ -204,7 +204,7 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
     };
 
     let ending = loop {
-        if let Some(ending) = early {
+        if let Some(ending) = early.take() {
             break ending;
         }
         if conn.failed() {
