@@ -116,8 +116,13 @@ impl Application {
                 .configure(routes_table)
         };
         let mut server = actix_server::Server::build()
-            .listen("eventsub-bridge", listener, move || {
-                http_service(make_app.clone(), addr)
+            .listen("eventsub-bridge", listener, {
+                let broker = state.broker.clone();
+                // Runs on each worker thread as it starts.
+                move || {
+                    broker.on_worker_start();
+                    http_service(make_app.clone(), addr)
+                }
             })
             .map_err(|source| StartupError::Bind {
                 addr: settings.bind,

@@ -96,6 +96,15 @@ impl Broker {
         }
     }
 
+    /// Called on each HTTP worker thread as it starts: in Redis mode the
+    /// first one starts the pub/sub listener, so that messages are handed
+    /// to viewers on the thread that writes their sockets.
+    pub fn on_worker_start(&self) {
+        if let Self::Redis(b) = self {
+            b.start_listener();
+        }
+    }
+
     /// Registers `sub` on `channel` and returns what to replay after `since`.
     ///
     /// # Errors

@@ -119,6 +119,16 @@ impl Shared {
     fn bump(&self) {
         self.synced.send_modify(|n| *n = n.wrapping_add(1));
     }
+
+    /// The pub/sub connection is gone: un-ready, and every channel must
+    /// catch up from its stream when it is back.
+    fn pubsub_down(&self) {
+        self.pubsub_up.store(false, Ordering::Release);
+        for live in self.live.lock().values_mut() {
+            live.synced = false;
+        }
+        self.bump();
+    }
 }
 
 /// The broker of one instance among many sharing a Redis.
@@ -133,6 +143,10 @@ pub struct RedisBroker {
     history_len: usize,
     /// Cancelled on drop: ends the listener and the pinger.
     stop: CancellationToken,
+    /// The pub/sub listener, started by [`RedisBroker::start_listener`].
+    listener: Listener,
+    /// Whether a listener task is running.
+    listening: Arc<AtomicBool>,
 }
 
 impl std::fmt::Debug for RedisBroker {
@@ -255,9 +269,10 @@ async fn range_all(
 }
 
 impl RedisBroker {
-    /// Connects to `url` lazily and starts the listener and the pinger. If
-    /// Redis is down, the broker starts un-ready and keeps reconnecting.
-    /// Must be called inside a Tokio runtime.
+    /// Connects to `url` lazily and starts the pinger; the pub/sub listener
+    /// starts with [`RedisBroker::start_listener`]. If Redis is down, the
+    /// broker starts un-ready and keeps reconnecting. Must be called inside a
+    /// Tokio runtime.
     ///
     /// # Errors
     /// [`BrokerError::Unavailable`] when `url` is not a usable Redis URL (the
@@ -296,16 +311,27 @@ impl RedisBroker {
             metrics,
         });
         let stop = shutdown.child_token();
+        let keys = Keys {
+            prefix: prefix.to_owned(),
+        };
+        let listener = Listener {
+            client,
+            conn: conn.clone(),
+            keys: keys.clone(),
+            shared: shared.clone(),
+            timeout,
+            stop: stop.clone(),
+        };
         let broker = Self {
             conn,
-            keys: Keys {
-                prefix: prefix.to_owned(),
-            },
+            keys,
             shared,
             publish: Script::new(PUBLISH_SCRIPT),
             timeout,
             history_len: limits.history_len.get(),
             stop,
+            listener,
+            listening: Arc::new(AtomicBool::new(false)),
         };
         if let Err(e) = broker.ping().await {
             tracing::warn!(error = %e, "Redis is unreachable at start: serving un-ready and reconnecting");
@@ -316,18 +342,33 @@ impl RedisBroker {
             timeout,
             broker.stop.clone(),
         ));
-        tokio::spawn(
-            Listener {
-                client,
-                conn: broker.conn.clone(),
-                keys: broker.keys.clone(),
-                shared: broker.shared.clone(),
-                timeout,
-                stop: broker.stop.clone(),
-            }
-            .run(),
-        );
         Ok(broker)
+    }
+
+    /// Starts the pub/sub listener on the calling thread's runtime, unless
+    /// one is running. The server calls it from each worker as it starts:
+    /// the first worker delivers, on the thread that also writes its
+    /// viewers' sockets, and a worker that replaces a dead one starts it
+    /// again if it died with it. Until it runs, nothing is delivered.
+    pub fn start_listener(&self) {
+        if self.listening.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        /// When the task ends or is dropped with its runtime: un-ready, and
+        /// free for the next `start_listener`.
+        struct Running(Arc<AtomicBool>, Arc<Shared>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.1.pubsub_down();
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let running = Running(self.listening.clone(), self.shared.clone());
+        let listener = self.listener.clone();
+        tokio::spawn(async move {
+            let _running = running;
+            listener.run().await;
+        });
     }
 
     /// A clone of the command connection (sessions share it).
@@ -616,6 +657,7 @@ async fn pinger(
 }
 
 /// The task that owns the pub/sub connection.
+#[derive(Clone)]
 struct Listener {
     client: Client,
     /// For catch-up reads.
@@ -632,11 +674,7 @@ impl Listener {
         loop {
             let started = Instant::now();
             let result = self.connection().await;
-            self.shared.pubsub_up.store(false, Ordering::Release);
-            for live in self.shared.live.lock().values_mut() {
-                live.synced = false;
-            }
-            self.shared.bump();
+            self.shared.pubsub_down();
             match result {
                 Ok(()) => return,
                 Err(e) => {

@@ -61,6 +61,8 @@ pub async fn redis_broker_at(url: &str, prefix: &str, history_len: usize) -> Bro
     )
     .await
     .expect("RedisBroker::connect");
+    // The server starts it on its first worker; here, on the test's runtime.
+    broker.start_listener();
     let deadline = tokio::time::Instant::now() + WAIT;
     while !broker.is_ready() {
         assert!(

@@ -140,3 +140,64 @@ async fn readiness_and_publishing_follow_redis_down_and_up_while_viewers_stay() 
     assert!(!v.overflow.is_cancelled(), "the viewer stayed connected");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_listener_that_died_with_its_runtime_is_started_again_by_the_next_worker() {
+    let url = require_shared_redis().await;
+    let prefix = unique_prefix();
+    let broker = std::sync::Arc::new(redis_broker_at(url, &prefix, 100).await);
+    let ch = channel("restart");
+    // A "worker" thread starts the listener on its own runtime; the broker of
+    // redis_broker_at already runs one here, so this start is refused.
+    let b = broker.clone();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async { b.on_worker_start() });
+    })
+    .join()
+    .unwrap();
+    assert!(
+        broker.is_ready().await,
+        "the running listener was left alone"
+    );
+
+    // Now the listener lives on a runtime that then stops.
+    let url2 = url.to_owned();
+    let prefix2 = prefix.clone();
+    let orphan = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let broker = redis_broker_at(&url2, &prefix2, 100).await;
+            // Its listener runs on this runtime, which ends with the thread.
+            broker
+        })
+    })
+    .join()
+    .unwrap();
+    // At once: not only when its pinger (also on that runtime) goes stale.
+    wait_until(
+        "un-ready once its runtime is gone",
+        Duration::from_millis(500),
+        async || !orphan.is_ready().await,
+    )
+    .await;
+    // The next worker start brings it back, and it delivers.
+    orphan.on_worker_start();
+    wait_until("ready again", Duration::from_secs(5), async || {
+        orphan.is_ready().await
+    })
+    .await;
+    let (sub, mut on) = viewer(7);
+    orphan.subscribe(&ch, None, sub).await.unwrap();
+    let ids = publish_n(&broker, &ch, 2).await;
+    for id in ids {
+        assert_eq!(on.next().await.id(), id);
+    }
+    cleanup(url, &prefix).await;
+}
