@@ -9,6 +9,8 @@ use std::time::Duration;
 use redis::Value;
 use redis::aio::ConnectionManager;
 
+use crate::broker::redis::millis;
+
 type State = HashMap<String, String>;
 
 /// Why a session operation failed.
@@ -100,7 +102,7 @@ impl RedisSessions {
                     .arg(json)
                     .arg(if only_new { "NX" } else { "XX" })
                     .arg("PX")
-                    .arg(ttl_ms(ttl)),
+                    .arg(millis(ttl)),
             )
             .await?;
         Ok(!matches!(reply, Value::Nil))
@@ -115,7 +117,7 @@ impl RedisSessions {
             .query(
                 redis::cmd("PEXPIRE")
                     .arg(self.key(session_key))
-                    .arg(ttl_ms(ttl)),
+                    .arg(millis(ttl)),
             )
             .await?;
         Ok(())
@@ -131,8 +133,4 @@ impl RedisSessions {
             .await?;
         Ok(())
     }
-}
-
-fn ttl_ms(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }

@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 use parking_lot::Mutex;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
-use redis::{Client, Script, Value};
+use redis::streams::StreamRangeReply;
+use redis::{AsyncCommands, Client, Script, Value};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 
@@ -181,57 +182,22 @@ async fn timed<T>(
 }
 
 /// A TTL in whole milliseconds, at least 1 (`PX 0` is an error).
-fn millis(ttl: Duration) -> u64 {
+pub(crate) fn millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
-}
-
-/// Parses an `XRANGE` / `XREVRANGE` reply: `[[id, [field, value, …]], …]`.
-fn parse_entries(reply: Value) -> Result<Vec<Envelope>, BrokerError> {
+/// The envelopes of an `XRANGE` / `XREVRANGE` reply, in reply order.
+fn envelopes(reply: StreamRangeReply) -> Result<Vec<Envelope>, BrokerError> {
     let corrupt = |what: &str| BrokerError::Corrupt(format!("stream entry: {what}"));
-    let Value::Array(entries) = reply else {
-        return match reply {
-            Value::Nil => Ok(Vec::new()),
-            _ => Err(corrupt("reply is not an array")),
-        };
-    };
-    let mut out = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let Value::Array(parts) = entry else {
-            return Err(corrupt("entry is not an array"));
-        };
-        let mut parts = parts.into_iter();
-        let id = parts
-            .next()
-            .as_ref()
-            .and_then(text)
-            .and_then(|s| MessageId::parse(&s).ok())
-            .ok_or_else(|| corrupt("bad id"))?;
-        let fields = match parts.next() {
-            Some(Value::Array(f)) => f,
-            Some(Value::Map(m)) => m.into_iter().flat_map(|(k, v)| [k, v]).collect(),
-            _ => return Err(corrupt("no fields")),
-        };
-        let mut body = None;
-        let mut fields = fields.iter();
-        while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
-            if text(k).as_deref() == Some("m") {
-                body = text(v);
-            }
-        }
-        let body = body.ok_or_else(|| corrupt("no `m` field"))?;
-        let env = Envelope::from_parts(id, &body).map_err(|e| corrupt(&e.to_string()))?;
-        out.push(env);
-    }
-    Ok(out)
+    reply
+        .ids
+        .into_iter()
+        .map(|entry| {
+            let id = MessageId::parse(&entry.id).map_err(|_| corrupt("bad id"))?;
+            let body: String = entry.get("m").ok_or_else(|| corrupt("no `m` field"))?;
+            Envelope::from_parts(id, &body).map_err(|e| corrupt(&e.to_string()))
+        })
+        .collect()
 }
 
 /// `XRANGE key start + COUNT n`, every page, oldest first. The stream is
@@ -245,18 +211,8 @@ async fn range_all(
     let mut out: Vec<Envelope> = Vec::new();
     let mut start = start;
     loop {
-        let reply: Value = timed(
-            limit,
-            redis::cmd("XRANGE")
-                .arg(key)
-                .arg(&start)
-                .arg("+")
-                .arg("COUNT")
-                .arg(RANGE_PAGE)
-                .query_async(conn),
-        )
-        .await?;
-        let page = parse_entries(reply)?;
+        let reply = timed(limit, conn.xrange_count(key, &start, "+", RANGE_PAGE)).await?;
+        let page = envelopes(reply)?;
         let full = page.len() == RANGE_PAGE;
         if let Some(last) = page.last() {
             start = format!("({}", last.id());
@@ -489,32 +445,13 @@ impl RedisBroker {
         let limit = limit.max(1);
         match since {
             Some(since) => {
-                let reply: Value = timed(
-                    self.timeout,
-                    redis::cmd("XRANGE")
-                        .arg(&key)
-                        .arg(format!("({since}"))
-                        .arg("+")
-                        .arg("COUNT")
-                        .arg(limit)
-                        .query_async(&mut conn),
-                )
-                .await?;
-                parse_entries(reply)
+                let start = format!("({since}");
+                envelopes(timed(self.timeout, conn.xrange_count(&key, start, "+", limit)).await?)
             }
             None => {
-                let reply: Value = timed(
-                    self.timeout,
-                    redis::cmd("XREVRANGE")
-                        .arg(&key)
-                        .arg("+")
-                        .arg("-")
-                        .arg("COUNT")
-                        .arg(limit)
-                        .query_async(&mut conn),
-                )
-                .await?;
-                let mut newest_first = parse_entries(reply)?;
+                let reply =
+                    timed(self.timeout, conn.xrevrange_count(&key, "+", "-", limit)).await?;
+                let mut newest_first = envelopes(reply)?;
                 newest_first.reverse();
                 Ok(newest_first)
             }
@@ -776,18 +713,8 @@ impl Listener {
     }
 
     async fn top_id(&mut self, key: &str) -> Result<Option<MessageId>, BrokerError> {
-        let reply: Value = timed(
-            self.timeout,
-            redis::cmd("XREVRANGE")
-                .arg(key)
-                .arg("+")
-                .arg("-")
-                .arg("COUNT")
-                .arg(1)
-                .query_async(&mut self.conn),
-        )
-        .await?;
-        Ok(parse_entries(reply)?.first().map(Envelope::id))
+        let reply = timed(self.timeout, self.conn.xrevrange_count(key, "+", "-", 1)).await?;
+        Ok(envelopes(reply)?.first().map(Envelope::id))
     }
 
     /// Delivers what the stream holds after `last`; returns the new last id.
