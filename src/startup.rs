@@ -2,7 +2,9 @@
 //! test can read the port back), then runs until stopped.
 
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_http::body::MessageBody;
 use actix_http::{HttpService, KeepAlive, Protocol, error::DispatchError};
@@ -16,8 +18,6 @@ use actix_web::dev::{
 };
 use actix_web::rt::net::TcpStream;
 use actix_web::{App, web};
-use std::rc::Rc;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::redis_sessions::RedisSessions;
@@ -192,16 +192,18 @@ where
         > + 'static,
     B: MessageBody + 'static,
 {
-    let app_config = move |(): ()| AppConfig::default();
-    let upgrade_app = make_app.clone();
-    let upgrade = fn_factory(move || {
-        let app = map_config(
-            upgrade_app()
+    // The application as actix-http serves it (what `HttpServer` does).
+    let app_service = move || {
+        map_config(
+            make_app()
                 .into_factory()
                 .map_err(|e: actix_web::Error| e.error_response()),
-            app_config,
+            |(): ()| AppConfig::default(),
         )
-        .new_service(());
+    };
+    let upgrade_app = app_service.clone();
+    let upgrade = fn_factory(move || {
+        let app = upgrade_app().new_service(());
         async move {
             let app = Rc::new(app.await?);
             Ok::<_, ()>(fn_service(move |(req, framed)| {
@@ -215,12 +217,7 @@ where
         .client_disconnect_timeout(Duration::from_secs(1))
         .local_addr(addr)
         .upgrade(upgrade)
-        .finish(map_config(
-            make_app()
-                .into_factory()
-                .map_err(|e: actix_web::Error| e.error_response()),
-            app_config,
-        ));
+        .finish(app_service());
     fn_service(|io: TcpStream| async move {
         // Small frames must leave at once, not wait for the peer's delayed
         // ACK (Nagle): actix leaves TCP_NODELAY off.

@@ -10,7 +10,7 @@
 //! (memory or Redis), which has no per-user index to sweep; the cost is that
 //! an open WebSocket is only cut at its next reconnect.
 
-use actix_session::SessionExt;
+use actix_session::{Session, SessionExt};
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
@@ -29,31 +29,37 @@ pub async fn revalidate_session(
     req: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let state = req.app_data::<web::Data<AppState>>().cloned();
-    if let Some(twitch) = state.as_ref().and_then(|s| s.twitch.clone()) {
-        let session = req.get_session();
-        if let Some(record) = token_record(&session) {
-            let now = Utc::now().timestamp();
-            let interval = state.as_ref().map_or(3600, |s| {
-                s.settings.limits.token_revalidate_interval.as_secs()
-            }) as i64;
-            if now - record.validated_at >= interval {
-                match twitch.oauth.revalidate(&record, now).await {
-                    Revalidation::Valid(fresh) => {
-                        if let Err(e) = set_token_record(&session, &fresh) {
-                            tracing::warn!(error = %e, "could not store a re-validated token");
-                        }
-                    }
-                    Revalidation::Ended => {
-                        tracing::info!("Twitch token no longer validates; session ended");
-                        sign_out(&session);
-                    }
-                    Revalidation::Unknown(e) => {
-                        tracing::warn!(error = %e, "could not re-validate a Twitch token; keeping the session");
-                    }
-                }
-            }
-        }
+    if let Some(state) = req.app_data::<web::Data<AppState>>().cloned() {
+        check(&state, &req.get_session()).await;
     }
     next.call(req).await
+}
+
+/// Re-validates the session's Twitch token when its last check is too old.
+async fn check(state: &AppState, session: &Session) {
+    let Some(twitch) = &state.twitch else {
+        return;
+    };
+    let Some(record) = token_record(session) else {
+        return;
+    };
+    let now = Utc::now().timestamp();
+    let interval = state.settings.limits.token_revalidate_interval.as_secs() as i64;
+    if now - record.validated_at < interval {
+        return;
+    }
+    match twitch.oauth.revalidate(&record, now).await {
+        Revalidation::Valid(fresh) => {
+            if let Err(e) = set_token_record(session, &fresh) {
+                tracing::warn!(error = %e, "could not store a re-validated token");
+            }
+        }
+        Revalidation::Ended => {
+            tracing::info!("Twitch token no longer validates; session ended");
+            sign_out(session);
+        }
+        Revalidation::Unknown(e) => {
+            tracing::warn!(error = %e, "could not re-validate a Twitch token; keeping the session");
+        }
+    }
 }

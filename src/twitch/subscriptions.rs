@@ -487,15 +487,7 @@ impl SubscriptionRegistry {
         if was_live {
             table.costs.total_cost = table.costs.total_cost.saturating_sub(sub.cost);
         }
-        table.insert(TrackedSubscription {
-            id: sub.id.clone(),
-            sub_type: sub.sub_type.clone(),
-            version: sub.version.clone(),
-            status: sub.status.clone(),
-            condition: sub.condition.clone(),
-            cost: sub.cost,
-            created_at: sub.created_at.clone().unwrap_or_default(),
-        });
+        table.insert(TrackedSubscription::from(sub.clone()));
         if table.revoked.len() < MAX_TRACKED {
             table.revoked.insert(sub.id.clone());
         }

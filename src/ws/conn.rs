@@ -62,6 +62,10 @@ impl Feeds {
         }
     }
 
+    fn contains(&self, channel: &ChannelName) -> bool {
+        self.0.iter().any(|(c, _)| c == channel)
+    }
+
     fn remove(&mut self, channel: &ChannelName) -> bool {
         let before = self.0.len();
         self.0.retain(|(c, _)| c != channel);
@@ -71,7 +75,7 @@ impl Feeds {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Encoded frames not yet taken by the connection's task.
+    /// Encoded frames not yet taken for writing.
     out: BytesMut,
     /// Data frames in `out`.
     frames: usize,
@@ -162,12 +166,6 @@ impl Conn {
     /// Whether a write failed.
     pub fn failed(&self) -> bool {
         self.inner.lock().failed
-    }
-
-    /// Whether nothing is left to write.
-    pub fn drained(&self) -> bool {
-        let inner = self.inner.lock();
-        inner.out.is_empty() && inner.writing.is_empty()
     }
 
     /// Writes what is pending to the socket until done or the socket is full.
@@ -283,17 +281,6 @@ impl Conn {
         self.inner.lock().overflowed
     }
 
-    /// Everything pending, to be written; `None` when nothing is.
-    pub fn take(&self) -> Option<Bytes> {
-        let mut inner = self.inner.lock();
-        if inner.out.is_empty() {
-            return None;
-        }
-        inner.frames = 0;
-        // Taken whole: an idle connection keeps no buffer.
-        Some(std::mem::take(&mut inner.out).freeze())
-    }
-
     /// The channels the connection is on or joining.
     pub fn channels(&self) -> Vec<ChannelName> {
         self.inner
@@ -312,12 +299,7 @@ impl Conn {
 
     /// Whether the connection is on or joining `channel`.
     pub fn has_channel(&self, channel: &ChannelName) -> bool {
-        self.inner
-            .lock()
-            .channels
-            .0
-            .iter()
-            .any(|(c, _)| c == channel)
+        self.inner.lock().channels.contains(channel)
     }
 
     /// Starts joining `channel`: live messages are held back until
@@ -340,16 +322,12 @@ impl Conn {
         replay: &[Envelope],
     ) -> GoLive {
         let mut inner = self.inner.lock();
-        let held = match inner.channels.get_mut(channel) {
-            Some(feed @ Feed::Pending(_)) => match std::mem::replace(feed, Feed::Live { after }) {
-                Feed::Pending(held) => held,
-                Feed::Live { .. } => Vec::new(),
-            },
-            Some(feed) => {
-                *feed = Feed::Live { after };
-                Vec::new()
-            }
-            None => return GoLive::Gone,
+        let Some(feed) = inner.channels.get_mut(channel) else {
+            return GoLive::Gone;
+        };
+        let held = match std::mem::replace(feed, Feed::Live { after }) {
+            Feed::Pending(held) => held,
+            Feed::Live { .. } => Vec::new(),
         };
         let fresh = held
             .iter()
@@ -383,9 +361,7 @@ impl Conn {
         self.schedule(inner);
         Ok(())
     }
-}
 
-impl Conn {
     fn overflow(&self, inner: &mut Inner) {
         inner.overflowed = true;
         self.slow.inc();
@@ -431,6 +407,18 @@ mod tests {
         Conn::new(1, max, IntCounter::new("slow", "slow").unwrap(), None)
     }
 
+    /// Everything pending, as a socket that takes all would receive it.
+    fn written(conn: &Conn) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut inner = conn.inner.lock();
+        let flushed = conn.write_with(&mut inner, |buf| {
+            out.extend_from_slice(buf);
+            Ok(buf.len())
+        });
+        assert_eq!(flushed, Flushed::Done);
+        out
+    }
+
     fn channel() -> ChannelName {
         ChannelName::parse("somechannel").unwrap()
     }
@@ -445,13 +433,13 @@ mod tests {
         let conn = conn(4);
         conn.push_text("{\"op\":\"pong\"}").unwrap();
         conn.push_text(&" ".repeat(200)).unwrap();
-        let bytes = conn.take().unwrap();
+        let bytes = written(&conn);
         // FIN + text, unmasked 13-byte payload; then a 16-bit length for 200 bytes.
         assert_eq!(&bytes[..2], &[0x81, 13]);
         assert_eq!(&bytes[2..15], b"{\"op\":\"pong\"}");
         assert_eq!(&bytes[15..19], &[0x81, 126, 0, 200]);
         assert_eq!(bytes.len(), 15 + 4 + 200);
-        assert!(conn.take().is_none());
+        assert!(written(&conn).is_empty());
     }
 
     #[test]
@@ -461,7 +449,7 @@ mod tests {
         conn.push_text("b").unwrap();
         assert_eq!(conn.push_text("c"), Err(Overflow));
         assert!(conn.overflowed());
-        assert!(conn.take().is_some());
+        assert!(!written(&conn).is_empty());
         assert_eq!(
             conn.push_text("c"),
             Err(Overflow),
@@ -478,7 +466,7 @@ mod tests {
         assert_eq!(conn.offer(&env(2)), Offer::Taken);
         assert_eq!(conn.offer(&env(3)), Offer::Taken);
         assert!(
-            conn.take().is_none(),
+            written(&conn).is_empty(),
             "held back until the replay is queued"
         );
         let replay = [env(2)];
@@ -489,7 +477,7 @@ mod tests {
             &replay,
         );
         assert_eq!(live, GoLive::Queued);
-        let out = conn.take().unwrap();
+        let out = written(&conn);
         let text = String::from_utf8_lossy(&out);
         assert_eq!(text.matches("\"op\":\"event\"").count(), 2, "{text}");
         assert!(text.find("subscribed").unwrap() < text.find("\"op\":\"event\"").unwrap());
@@ -567,7 +555,7 @@ mod tests {
             true,
         );
         assert_eq!(conn.push_text("b"), Err(Overflow));
-        let out = conn.take().unwrap();
+        let out = written(&conn);
         assert_eq!(
             &out[..],
             &[0x88, 2, 0x03, 0xE9],

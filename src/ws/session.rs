@@ -1,8 +1,8 @@
 //! One WebSocket connection's task, on the socket itself once the upgrade
-//! handed it over (`ws::upgrade`): client frames in, everything pending in
-//! the connection's outbox written in one piece, server pings, the idle
-//! timeout, and the closes of SPEC §5 (1001 shutdown, 1008 idle, 1009
-//! oversize, 4008 overflow).
+//! handed it over (`ws::upgrade`): client frames in, the rest of the outbox
+//! written when a full socket drains (otherwise the worker's flusher
+//! writes), server pings, the idle timeout, and the closes of SPEC §5 (1001
+//! shutdown, 1008 idle, 1009 oversize, 4008 overflow).
 
 use std::io;
 use std::sync::Arc;
@@ -124,8 +124,7 @@ async fn close(conn: &Conn, io: &TcpStream, ending: Ending) {
     let written = timeout(CLOSE_TIMEOUT, async {
         loop {
             match conn.flush() {
-                Flushed::Done if conn.drained() => return true,
-                Flushed::Done => {}
+                Flushed::Done => return true,
                 Flushed::Blocked => {
                     if io.writable().await.is_err() {
                         return false;

@@ -5,15 +5,7 @@ use crate::helpers::spawn_app;
 #[actix_web::test]
 async fn local_sign_in_sets_an_http_only_lax_cookie_and_shows_the_picker() {
     let app = spawn_app(|_| {}).await;
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.get_text("/").await;
     assert!(home.contains("Local mode"), "clearly marked local sign-in");
     let r = app
         .client
@@ -30,15 +22,7 @@ async fn local_sign_in_sets_an_http_only_lax_cookie_and_shows_the_picker() {
         !cookie.contains("Secure"),
         "http PUBLIC_URL: no Secure flag"
     );
-    let home = app
-        .client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let home = app.get_text("/").await;
     assert!(home.contains("Pick a streamer"));
 }
 

@@ -24,15 +24,7 @@ async fn health_ready_and_metrics_answer() {
         200
     );
     app.post_follow("teststreamer", "v").await;
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = app.get_text("/metrics").await;
     for name in [
         "eventsub_bridge_connections",
         "eventsub_bridge_channel_subscriptions",

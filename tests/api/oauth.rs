@@ -5,21 +5,10 @@ use std::time::Duration;
 use crate::helpers::fake_twitch::{CLIENT_ID, CLIENT_SECRET, Endpoint, Failure, spawn_twitch_app};
 use crate::helpers::spawn_app;
 
-async fn home(app: &crate::helpers::TestApp) -> String {
-    app.client
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[actix_web::test]
 async fn twitch_login_signs_in_with_the_helix_user_and_keeps_tokens_on_the_server() {
     let (app, fake) = spawn_twitch_app(|_| {}).await;
-    let page = home(&app).await;
+    let page = app.get_text("/").await;
     assert!(page.contains("href=\"/auth/login\""), "{page}");
     assert!(!page.contains("Local mode"));
 
@@ -40,7 +29,7 @@ async fn twitch_login_signs_in_with_the_helix_user_and_keeps_tokens_on_the_serve
         );
         assert!(c.contains("HttpOnly") && c.contains("SameSite=Lax"), "{c}");
     }
-    let page = home(&app).await;
+    let page = app.get_text("/").await;
     assert!(page.contains("Pick a streamer"), "{page}");
     assert!(page.contains("Viewer42"), "display name from Helix");
     assert!(
@@ -97,7 +86,7 @@ async fn a_missing_or_wrong_state_is_400_with_a_clear_page() {
             .unwrap()
             .contains("not one this browser started")
     );
-    assert!(!home(&app).await.contains("Pick a streamer"));
+    assert!(!app.get_text("/").await.contains("Pick a streamer"));
     assert_eq!(
         fake.calls(Endpoint::Token),
         1,
@@ -161,15 +150,7 @@ async fn access_denied_returns_home_with_the_reason() {
         .await;
     assert_eq!(r.status(), 302);
     assert_eq!(r.headers()["location"], "/?error=access_denied");
-    let page = app
-        .client
-        .get(app.url("/?error=access_denied"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.get_text("/?error=access_denied").await;
     assert!(page.contains("You declined the Twitch login"), "{page}");
     // The attempt's state was consumed.
     let code = fake.issue_code("viewer42");
@@ -190,7 +171,7 @@ async fn a_failed_code_exchange_is_a_502_page_and_no_session() {
     let body = r.text().await.unwrap();
     assert!(body.contains("Twitch login failed"), "{body}");
     assert!(!body.contains(CLIENT_SECRET));
-    assert!(!home(&app).await.contains("Pick a streamer"));
+    assert!(!app.get_text("/").await.contains("Pick a streamer"));
     // Helix /users failing after a good exchange is a failure too.
     let state = app.start_twitch_login(&fake).await;
     fake.fail_next(Endpoint::Users, Failure::Status(503), 4);
@@ -199,7 +180,7 @@ async fn a_failed_code_exchange_is_a_502_page_and_no_session() {
         .twitch_callback(&format!("code={code}&state={state}"))
         .await;
     assert_eq!(r.status(), 502);
-    assert!(!home(&app).await.contains("Pick a streamer"));
+    assert!(!app.get_text("/").await.contains("Pick a streamer"));
 }
 
 #[actix_web::test]
@@ -216,11 +197,11 @@ async fn a_session_whose_token_no_longer_validates_is_ended() {
     let (app, fake) =
         spawn_twitch_app(|s| s.limits.token_revalidate_interval = Duration::ZERO).await;
     app.twitch_login(&fake, "viewer42").await;
-    assert!(home(&app).await.contains("Pick a streamer"));
+    assert!(app.get_text("/").await.contains("Pick a streamer"));
     // The viewer disconnects the app on Twitch: validate 401, refresh refused.
     fake.revoke_user_tokens(false);
     assert!(
-        !home(&app).await.contains("Pick a streamer"),
+        !app.get_text("/").await.contains("Pick a streamer"),
         "session ended"
     );
     let r = app
@@ -238,7 +219,7 @@ async fn an_expired_user_token_is_refreshed_and_the_session_kept() {
         spawn_twitch_app(|s| s.limits.token_revalidate_interval = Duration::ZERO).await;
     app.twitch_login(&fake, "viewer42").await;
     fake.revoke_user_tokens(true);
-    assert!(home(&app).await.contains("Pick a streamer"));
+    assert!(app.get_text("/").await.contains("Pick a streamer"));
     let refreshes = fake
         .token_forms()
         .iter()
@@ -246,7 +227,7 @@ async fn an_expired_user_token_is_refreshed_and_the_session_kept() {
         .count();
     assert_eq!(refreshes, 1);
     // The refreshed token is stored: the next check validates it directly.
-    assert!(home(&app).await.contains("Pick a streamer"));
+    assert!(app.get_text("/").await.contains("Pick a streamer"));
     let refreshes_after = fake
         .token_forms()
         .iter()
@@ -260,7 +241,7 @@ async fn validation_waits_an_hour_between_checks() {
     let (app, fake) = spawn_twitch_app(|_| {}).await;
     app.twitch_login(&fake, "viewer42").await;
     for _ in 0..3 {
-        assert!(home(&app).await.contains("Pick a streamer"));
+        assert!(app.get_text("/").await.contains("Pick a streamer"));
     }
     assert_eq!(fake.calls(Endpoint::Validate), 1, "only at login");
 }

@@ -284,17 +284,21 @@ impl TestApp {
         r.json().await.unwrap()
     }
 
-    /// A metric's value from /metrics (sum over label sets matching `filter`).
-    pub async fn metric(&self, name: &str, filter: &str) -> f64 {
-        let text = self
-            .client
-            .get(self.url("/metrics"))
+    /// The body of `GET path` with this client's cookies.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
             .send()
             .await
             .unwrap()
             .text()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// A metric's value from /metrics (sum over label sets matching `filter`).
+    pub async fn metric(&self, name: &str, filter: &str) -> f64 {
+        let text = self.get_text("/metrics").await;
         text.lines()
             .filter(|l| l.starts_with(name) && l.contains(filter))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
