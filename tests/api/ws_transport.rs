@@ -90,6 +90,14 @@ impl RawWs {
     async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.unwrap();
     }
+
+    /// Reads the welcome, subscribes to `teststreamer` and reads the answer.
+    async fn welcome_and_subscribe(&mut self) {
+        assert_eq!(self.next_json().await["op"], "welcome");
+        let op = br#"{"op":"subscribe","channel":"teststreamer"}"#;
+        self.send(&client_frame(op, OpCode::Text, true)).await;
+        assert_eq!(self.next_json().await["op"], "subscribed");
+    }
 }
 
 #[actix_web::test]
@@ -154,14 +162,7 @@ async fn a_viewer_whose_socket_filled_up_gets_everything_in_order_once_it_reads(
     let app = spawn_app(|s| s.limits.outbound_queue = 4096).await;
     app.login_as("viewer").await;
     let (mut ws, _) = RawWs::open(&app, b"").await;
-    assert_eq!(ws.next_json().await["op"], "welcome");
-    ws.send(&client_frame(
-        br#"{"op":"subscribe","channel":"teststreamer"}"#,
-        OpCode::Text,
-        true,
-    ))
-    .await;
-    assert_eq!(ws.next_json().await["op"], "subscribed");
+    ws.welcome_and_subscribe().await;
     // ~19 MiB unread: far more than the kernel buffers on both sides hold.
     let pad = "x".repeat(64 * 1024);
     let n = 300;
@@ -208,14 +209,7 @@ async fn viewers_that_leave_any_way_leave_nothing_behind() {
         ws.subscribe("teststreamer", None).await;
         clean.push(ws);
         let (mut r, _) = RawWs::open(&app, b"").await;
-        assert_eq!(r.next_json().await["op"], "welcome");
-        r.send(&client_frame(
-            br#"{"op":"subscribe","channel":"teststreamer"}"#,
-            OpCode::Text,
-            true,
-        ))
-        .await;
-        assert_eq!(r.next_json().await["op"], "subscribed");
+        r.welcome_and_subscribe().await;
         raw.push(r);
     }
     assert_eq!(app.metric("eventsub_bridge_connections", "").await, 20.0);
