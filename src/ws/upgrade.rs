@@ -33,27 +33,21 @@ where
     S::Error: Into<Response<BoxBody>>,
     B: MessageBody + 'static,
 {
-    if let Err(e) = answer(&*app, req, framed).await {
+    let res: Response<BoxBody> = match app.call(req).await {
+        Ok(res) => res.into().map_into_boxed_body(),
+        Err(res) => res.into(),
+    };
+    if let Err(e) = answer(res, framed).await {
         tracing::debug!(error = %e, "upgrade answer not written");
     }
     Ok(())
 }
 
-async fn answer<S, B>(
-    app: &S,
-    req: Request,
+/// Hands the socket over on a `/ws` 101; writes any other answer and ends.
+async fn answer(
+    res: Response<BoxBody>,
     mut framed: Framed<TcpStream, Codec>,
-) -> std::io::Result<()>
-where
-    S: Service<Request>,
-    S::Response: Into<Response<B>>,
-    S::Error: Into<Response<BoxBody>>,
-    B: MessageBody + 'static,
-{
-    let res: Response<BoxBody> = match app.call(req).await {
-        Ok(res) => res.into().map_into_boxed_body(),
-        Err(res) => res.into(),
-    };
+) -> std::io::Result<()> {
     let (mut head, body) = res.into_parts();
     if head.status() == StatusCode::SWITCHING_PROTOCOLS {
         let handoff = head.extensions_mut().remove::<Handoff>();
