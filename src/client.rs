@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use chrono::Utc;
 
 use crate::config::EventSubSecret;
-use crate::twitch::{samples, signature};
+use crate::eventsub::{samples, signature};
 
 /// Twitch's CLI waits 10 s for a callback to answer.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

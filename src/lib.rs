@@ -6,10 +6,12 @@
 //! - `startup`, `state`: the `Application` (route table, bind, run) and the
 //!   shared `AppState`.
 //! - `domain`: `ChannelName`, `MessageId`, `MessageDraft` / `Envelope`, `User`.
-//! - `twitch`: webhook `signature` rules, body `envelope` types, `translate`
-//!   (event → sentence + routing), `samples` for `trigger`, the broadcaster
-//!   `registry`; in Twitch mode the `helix` client, `oauth` login and the
-//!   `subscriptions` registry (ensure-on-watch, reconcile, revocations).
+//! - `eventsub`: EventSub's wire format, whatever the transport: webhook
+//!   `signature` rules, body `envelope` types, `translate` (event → sentence
+//!   + routing), `samples` for `trigger`, the broadcaster `registry`.
+//! - `twitch`: Twitch's APIs as a client (Twitch mode): the `helix` client,
+//!   `oauth` login and the `subscriptions` registry (ensure-on-watch,
+//!   reconcile, revocations).
 //! - `webhook`: SPEC §4's seven steps, and legacy WebSub.
 //! - `broker`: `Broker` {Memory, Redis} with publish / subscribe-with-replay /
 //!   history / claims; `hub` is the local fan-out both variants share
@@ -22,7 +24,7 @@
 //! # Data flow
 //! Twitch `POST /api/callback` → `routes::callback` reads ≤ 1 MiB →
 //! `webhook::handle_eventsub` verifies signature and timestamp, claims the
-//! message id, parses the body → `twitch::translate` gives the sentence and
+//! message id, parses the body → `eventsub::translate` gives the sentence and
 //! the channels → `Broker::publish` assigns the id, retains the message,
 //! serializes it once into an `Envelope` → `hub` offers the envelope to
 //! each subscribed connection's inbox: a WebSocket's `ws::conn` outbox (the
@@ -39,6 +41,7 @@ pub mod client;
 pub mod config;
 pub mod domain;
 pub mod error;
+pub mod eventsub;
 pub mod metrics;
 pub mod routes;
 pub mod sse;

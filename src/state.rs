@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
 use crate::config::Settings;
+use crate::eventsub::registry::BroadcasterRegistry;
 use crate::metrics::Metrics;
 use crate::twitch::Twitch;
 use crate::twitch::helix::HelixError;
-use crate::twitch::registry::BroadcasterRegistry;
 
 /// Shared application state.
 pub struct AppState {

@@ -10,10 +10,10 @@ use serde_json::value::RawValue;
 use crate::broker::{BrokerError, Claim};
 use crate::domain::{ChannelName, ChannelNameError, MessageDraft, Source};
 use crate::error::ApiError;
+use crate::eventsub::envelope::{MessageType, Notification, Revocation, Verification};
+use crate::eventsub::signature::{self, SignatureError, TimestampError};
+use crate::eventsub::translate;
 use crate::state::AppState;
-use crate::twitch::envelope::{MessageType, Notification, Revocation, Verification};
-use crate::twitch::signature::{self, SignatureError, TimestampError};
-use crate::twitch::translate;
 
 /// Dedupe namespace of webhook message ids.
 const DEDUPE_NAMESPACE: &str = "webhook";

@@ -95,7 +95,9 @@ pub struct HelixUser {
 
 /// Helix and the webhook speak of one subscription object; the type lives in
 /// `envelope` and is named here for what Helix returns.
-pub use crate::twitch::envelope::{Subscription as HelixSubscription, Transport as HelixTransport};
+pub use crate::eventsub::envelope::{
+    Subscription as HelixSubscription, Transport as HelixTransport,
+};
 
 /// Costs as the last Helix answer reported them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -1,24 +1,19 @@
-//! Everything Twitch-shaped: webhook signatures and bodies, translation of
-//! events into messages, sample payloads for `trigger`, the registry of
-//! broadcasters, and (in Twitch mode) the Helix client, OAuth login and the
-//! subscription registry, bundled in [`Twitch`].
+//! Twitch's APIs, as a client (Twitch mode only): the Helix client, OAuth
+//! login and the subscription registry, bundled in [`Twitch`]. What
+//! EventSub messages look like and mean (signatures, bodies, translation)
+//! is `crate::eventsub`.
 
-pub mod envelope;
 pub mod helix;
 pub mod oauth;
-pub mod registry;
-pub mod samples;
-pub mod signature;
 pub mod subscriptions;
-pub mod translate;
 
 use std::sync::Arc;
 
 use crate::broker::Broker;
 use crate::config::Settings;
+use crate::eventsub::registry::BroadcasterRegistry;
 use helix::{HelixClient, HelixError};
 use oauth::OAuthClient;
-use registry::BroadcasterRegistry;
 use subscriptions::SubscriptionRegistry;
 
 /// The Twitch side of a server in Twitch mode: one shared HTTP client

@@ -24,10 +24,10 @@ use serde_json::{Value, json};
 
 use crate::broker::Broker;
 use crate::domain::{ChannelName, MessageDraft, Source};
-use crate::twitch::envelope::Subscription as WebhookSubscription;
+use crate::eventsub::envelope::Subscription as WebhookSubscription;
+use crate::eventsub::registry::BroadcasterRegistry;
+use crate::eventsub::translate::condition_broadcaster_ids;
 use crate::twitch::helix::{Costs, Created, HelixClient, HelixError, HelixSubscription};
-use crate::twitch::registry::BroadcasterRegistry;
-use crate::twitch::translate::condition_broadcaster_ids;
 
 /// Most subscriptions tracked; Twitch's default cost limit is 10 000.
 pub const MAX_TRACKED: usize = 200_000;

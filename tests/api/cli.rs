@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use eventsub_bridge::twitch::samples;
+use eventsub_bridge::eventsub::samples;
 
 use crate::helpers::{SECRET, spawn_app};
 

@@ -1,7 +1,7 @@
 //! SPEC §4: the EventSub webhook, step by step, and legacy WebSub.
 
 use chrono::{SecondsFormat, Utc};
-use eventsub_bridge::twitch::signature;
+use eventsub_bridge::eventsub::signature;
 use serde_json::json;
 
 use crate::helpers::{SECRET, SignedWebhook, follow_event, notification_body, spawn_app};
