@@ -72,6 +72,18 @@ pub struct ServeArgs {
     /// WebSocket and SSE connections per instance.
     #[arg(long, env = "MAX_CONNECTIONS")]
     pub max_connections: Option<String>,
+    /// Alerts waiting per channel (SPEC §8).
+    #[arg(long, env = "ALERT_QUEUE_LEN")]
+    pub alert_queue_len: Option<String>,
+    /// Key for room admin authentication (SPEC §9); unset: only streamers are admins.
+    #[arg(long, env = "ROOM_SIGNING_KEY", hide_env_values = true)]
+    pub room_signing_key: Option<String>,
+    /// How Twitch mode receives EventSub: `webhook` or `websocket` (SPEC §10).
+    #[arg(long, env = "EVENTSUB_TRANSPORT")]
+    pub eventsub_transport: Option<String>,
+    /// The EventSub WebSocket server (tests point it at a fake).
+    #[arg(long, env = "TWITCH_EVENTSUB_WS_URL")]
+    pub twitch_eventsub_ws_url: Option<String>,
 }
 
 /// Where a client subcommand sends to.

@@ -91,6 +91,40 @@ impl EventSubSecret {
     }
 }
 
+/// How Twitch mode receives EventSub (SPEC §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventSubTransport {
+    /// Twitch POSTs to `PUBLIC_URL/api/callback` (needs a public https URL).
+    Webhook,
+    /// The bridge opens a WebSocket to Twitch per connected streamer.
+    WebSocket,
+}
+
+impl EventSubTransport {
+    /// `webhook` or `websocket`.
+    ///
+    /// # Errors
+    /// The rule broken, naming `EVENTSUB_TRANSPORT`.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "webhook" => Ok(Self::Webhook),
+            "websocket" => Ok(Self::WebSocket),
+            _ => Err(invalid(
+                "EVENTSUB_TRANSPORT",
+                "must be `webhook` or `websocket`",
+            )),
+        }
+    }
+
+    /// The name used in the configuration and on `/readyz`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Webhook => "webhook",
+            Self::WebSocket => "websocket",
+        }
+    }
+}
+
 /// The session cookie signing key: 64 bytes or more (SPEC §7.10).
 #[derive(Clone)]
 pub struct SessionKey(Vec<u8>);
@@ -180,6 +214,8 @@ pub struct Limits {
     pub token_revalidate_interval: Duration,
     /// After a failed ensure, how long `/watch` waits before asking Helix again.
     pub ensure_retry_after: Duration,
+    /// Alerts waiting per channel, not counting the one in flight (`ALERT_QUEUE_LEN`).
+    pub alert_queue_len: NonZeroUsize,
 }
 
 impl Default for Limits {
@@ -209,6 +245,7 @@ impl Default for Limits {
             helix_max_wait: Duration::from_secs(30),
             token_revalidate_interval: Duration::from_secs(3600),
             ensure_retry_after: Duration::from_secs(60),
+            alert_queue_len: NonZeroUsize::new(500).unwrap_or(NonZeroUsize::MIN),
         }
     }
 }
@@ -240,6 +277,12 @@ pub struct Settings {
     pub admin_token: Option<SecretString>,
     /// Types subscribed for a newly picked streamer.
     pub event_types: Vec<String>,
+    /// Room admin key (SPEC §9); `None`: only streamers are room admins.
+    pub room_signing_key: Option<SecretString>,
+    /// How Twitch mode receives EventSub (SPEC §10).
+    pub eventsub_transport: EventSubTransport,
+    /// The EventSub WebSocket server.
+    pub twitch_eventsub_ws_url: Url,
     /// Timings and limits.
     pub limits: Limits,
     /// actix worker threads (0 = one per core).
@@ -373,6 +416,36 @@ impl Settings {
                 .map_err(|_| invalid("MAX_CONNECTIONS", "must be a whole number of at least 1"))?
                 .get();
         }
+        if let Some(raw) = non_empty(args.alert_queue_len) {
+            limits.alert_queue_len = raw
+                .trim()
+                .parse::<NonZeroUsize>()
+                .ok()
+                .filter(|n| n.get() <= 100_000)
+                .ok_or_else(|| {
+                    invalid("ALERT_QUEUE_LEN", "must be a whole number from 1 to 100000")
+                })?;
+        }
+        let room_signing_key = non_empty(args.room_signing_key).map(SecretString::from);
+        let eventsub_transport = match non_empty(args.eventsub_transport) {
+            Some(raw) => EventSubTransport::parse(&raw)?,
+            // SPEC §10: Twitch can only POST to a public https URL.
+            None if public_url.scheme() == "https" => EventSubTransport::Webhook,
+            None => EventSubTransport::WebSocket,
+        };
+        let twitch_eventsub_ws_url = {
+            let raw = non_empty(args.twitch_eventsub_ws_url)
+                .unwrap_or_else(|| "wss://eventsub.wss.twitch.tv/ws".to_owned());
+            let url = Url::parse(raw.trim())
+                .map_err(|e| invalid("TWITCH_EVENTSUB_WS_URL", format!("not a valid URL ({e})")))?;
+            if !matches!(url.scheme(), "ws" | "wss") || url.host_str().is_none() {
+                return Err(invalid(
+                    "TWITCH_EVENTSUB_WS_URL",
+                    "must be a ws:// or wss:// URL with a host",
+                ));
+            }
+            url
+        };
         Ok(Self {
             bind,
             public_url,
@@ -386,6 +459,9 @@ impl Settings {
             publish_token,
             admin_token,
             event_types,
+            room_signing_key,
+            eventsub_transport,
+            twitch_eventsub_ws_url,
             limits,
             workers: 0,
             redis_prefix: "esb".to_owned(),
@@ -459,6 +535,31 @@ mod tests {
         assert_eq!(s.allowed_origin(), "http://localhost:8080");
         assert_eq!(s.limits.history_len.get(), 100);
         assert_eq!(s.event_types.len(), 4);
+        assert_eq!(s.limits.alert_queue_len.get(), 500);
+        assert!(s.room_signing_key.is_none());
+        assert_eq!(
+            s.twitch_eventsub_ws_url.as_str(),
+            "wss://eventsub.wss.twitch.tv/ws"
+        );
+    }
+
+    #[test]
+    fn the_eventsub_transport_follows_the_public_url_unless_set() {
+        let http = Settings::from_args(ServeArgs::default()).unwrap();
+        assert_eq!(http.eventsub_transport, EventSubTransport::WebSocket);
+        let https = Settings::from_args(ServeArgs {
+            public_url: Some("https://bridge.example.com".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(https.eventsub_transport, EventSubTransport::Webhook);
+        let forced = Settings::from_args(ServeArgs {
+            public_url: Some("https://bridge.example.com".into()),
+            eventsub_transport: Some("WebSocket".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(forced.eventsub_transport, EventSubTransport::WebSocket);
     }
 
     #[test]
@@ -540,6 +641,27 @@ mod tests {
                     ..Default::default()
                 },
                 "EVENT_TYPES:",
+            ),
+            (
+                ServeArgs {
+                    alert_queue_len: Some("0".into()),
+                    ..Default::default()
+                },
+                "ALERT_QUEUE_LEN:",
+            ),
+            (
+                ServeArgs {
+                    eventsub_transport: Some("carrier-pigeon".into()),
+                    ..Default::default()
+                },
+                "EVENTSUB_TRANSPORT:",
+            ),
+            (
+                ServeArgs {
+                    twitch_eventsub_ws_url: Some("https://eventsub.example".into()),
+                    ..Default::default()
+                },
+                "TWITCH_EVENTSUB_WS_URL:",
             ),
         ] {
             let e = err(args);
