@@ -12,7 +12,10 @@
 //! - `twitch`: Twitch's APIs as a client (Twitch mode): the `helix` client,
 //!   `oauth` login and the `subscriptions` registry (ensure-on-watch,
 //!   reconcile, revocations).
-//! - `webhook`: SPEC §4's seven steps, and legacy WebSub.
+//! - `webhook`: the webhook transport (SPEC §4 steps 1–3: body limit,
+//!   headers, signature, timestamp) and legacy WebSub; `ingest`: steps 4–7,
+//!   the same for every transport (de-duplication, challenge, revocation,
+//!   notification → translate → publish).
 //! - `broker`: `Broker` {Memory, Redis} with publish / subscribe-with-replay /
 //!   history / claims; `hub` is the local fan-out both variants share
 //!   (Redis mode: streams + one pub/sub subscription per channel, see
@@ -23,8 +26,9 @@
 //!
 //! # Data flow
 //! Twitch `POST /api/callback` → `routes::callback` reads ≤ 1 MiB →
-//! `webhook::handle_eventsub` verifies signature and timestamp, claims the
-//! message id, parses the body → `eventsub::translate` gives the sentence and
+//! `webhook::handle_eventsub` verifies signature and timestamp →
+//! `ingest::ingest` claims the message id, parses the body →
+//! `eventsub::translate` gives the sentence and
 //! the channels → `Broker::publish` assigns the id, retains the message,
 //! serializes it once into an `Envelope` → `hub` offers the envelope to
 //! each subscribed connection's inbox: a WebSocket's `ws::conn` outbox (the
@@ -42,6 +46,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod eventsub;
+pub mod ingest;
 pub mod metrics;
 pub mod routes;
 pub mod sse;

@@ -1,22 +1,20 @@
-//! The EventSub webhook (SPEC §4, steps 1–7 in order) and the legacy WebSub
-//! callback: headers → signature → timestamp → de-duplication → verification
-//! / revocation / notification → publish. `WebhookError` says which rule
-//! failed; `error.rs` turns it into a status.
+//! The EventSub webhook transport (SPEC §4 steps 1–3: headers → signature →
+//! timestamp; steps 4–7 are `ingest`, shared with the EventSub WebSocket)
+//! and the legacy WebSub callback. `WebhookError` says which rule failed;
+//! `error.rs` turns it into a status.
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::broker::{BrokerError, Claim};
 use crate::domain::{ChannelName, ChannelNameError, MessageDraft, Source};
 use crate::error::ApiError;
-use crate::eventsub::envelope::{MessageType, Notification, Revocation, Verification};
+use crate::eventsub::envelope::MessageType;
 use crate::eventsub::signature::{self, SignatureError, TimestampError};
 use crate::eventsub::translate;
+use crate::ingest::{DEDUPE_NAMESPACE, Delivery, IngestError, Outcome, ingest};
 use crate::state::AppState;
-
-/// Dedupe namespace of webhook message ids.
-const DEDUPE_NAMESPACE: &str = "webhook";
 
 /// The headers of an EventSub request, as received.
 #[derive(Debug, Clone)]
@@ -64,6 +62,8 @@ pub enum WebhookError {
     MissingChannel,
     #[error(transparent)]
     Broker(#[from] BrokerError),
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
 }
 
 impl WebhookError {
@@ -78,6 +78,7 @@ impl WebhookError {
             }
             Self::Channel(_) => "rejected_channel",
             Self::Broker(_) => "broker_unavailable",
+            Self::Ingest(e) => e.outcome(),
         }
     }
 }
@@ -97,6 +98,11 @@ impl From<WebhookError> for ApiError {
             WebhookError::Channel(c) => c.into(),
             WebhookError::MissingChannel => Self::bad_request("invalid_channel", e.to_string()),
             WebhookError::Broker(b) => b.into(),
+            WebhookError::Ingest(IngestError::InvalidJson { .. }) => {
+                Self::bad_request("invalid_json", e.to_string())
+            }
+            WebhookError::Ingest(IngestError::Channel(c)) => c.into(),
+            WebhookError::Ingest(IngestError::Broker(b)) => b.into(),
         }
     }
 }
@@ -108,7 +114,8 @@ fn parse<'a, T: serde::Deserialize<'a>>(
     serde_json::from_slice(body).map_err(|source| WebhookError::InvalidJson { kind, source })
 }
 
-/// Steps 2 to 7 of SPEC §4 for one request whose headers are present.
+/// Steps 2 and 3 of SPEC §4 for one request whose headers are present, then
+/// the transport-independent steps 4 to 7 (`ingest`).
 ///
 /// # Errors
 /// [`WebhookError`] naming the failed rule; a broker failure leaves the
@@ -137,144 +144,22 @@ pub async fn handle_eventsub(
     )?;
     let kind = MessageType::parse(&headers.message_type)
         .ok_or_else(|| WebhookError::UnknownMessageType(headers.message_type.clone()))?;
-    // Step 4: at most once per message id, across instances in Redis mode.
-    let claim = state
-        .broker
-        .claim(DEDUPE_NAMESPACE, &headers.message_id, limits.dedupe_window)
-        .await?;
-    if claim != Claim::New && kind != MessageType::Verification {
-        state.metrics.webhook("duplicate");
-        tracing::info!("duplicate webhook acknowledged");
-        return Ok(WebhookReply::NoContent);
-    }
-    let result = match kind {
-        MessageType::Verification => verification(state, body),
-        MessageType::Revocation => revocation(state, body).await,
-        MessageType::Notification => notification(state, body, at).await,
+    let delivery = Delivery {
+        message_id: &headers.message_id,
+        kind,
+        at,
+        payload: body,
     };
-    if result.is_err() && claim == Claim::New {
-        // Not processed: let Twitch's retry in (SPEC §4 step 7).
-        state
-            .broker
-            .release(DEDUPE_NAMESPACE, &headers.message_id)
-            .await;
-    }
-    result
-}
-
-fn verification(state: &AppState, body: &[u8]) -> Result<WebhookReply, WebhookError> {
-    let v: Verification = parse(body, "verification")?;
-    state.metrics.webhook("challenge");
-    tracing::info!(subscription_type = %v.subscription.sub_type, "challenge answered");
-    Ok(WebhookReply::Challenge(v.challenge))
-}
-
-/// The channels a set of broadcaster ids route to, through the registry.
-fn route_by_ids(state: &AppState, ids: &[String]) -> Vec<ChannelName> {
-    let mut out: Vec<ChannelName> = Vec::new();
-    for id in ids {
-        if let Some(name) = state.registry.login_for(id) {
-            if !out.contains(&name) {
-                out.push(name);
-            }
+    match ingest(state, delivery).await? {
+        Outcome::Challenge(challenge) => {
+            state.metrics.webhook("challenge");
+            Ok(WebhookReply::Challenge(challenge))
+        }
+        Outcome::Done(outcome) => {
+            state.metrics.webhook(outcome);
+            Ok(WebhookReply::NoContent)
         }
     }
-    out
-}
-
-async fn revocation(state: &AppState, body: &[u8]) -> Result<WebhookReply, WebhookError> {
-    let r: Revocation = parse(body, "revocation")?;
-    let sub = &r.subscription;
-    // SPEC §4 step 6: the subscription is marked revoked, routable or not.
-    if let Some(twitch) = &state.twitch {
-        twitch.subscriptions.mark_revoked(sub);
-    }
-    let channels = route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition));
-    if channels.is_empty() {
-        state.metrics.unroutable_events.inc();
-        state.metrics.webhook("revocation_unroutable");
-        tracing::warn!(subscription_id = %sub.id, "revocation for an unknown broadcaster");
-        return Ok(WebhookReply::NoContent);
-    }
-    let data = serde_json::to_string(sub)
-        .ok()
-        .and_then(|s| RawValue::from_string(s).ok())
-        .ok_or(WebhookError::InvalidJson {
-            kind: "revocation",
-            source: serde::de::Error::custom("subscription does not serialize"),
-        })?;
-    for channel in channels {
-        let text = format!(
-            "Twitch revoked the {} subscription of {} ({})",
-            sub.sub_type, channel, sub.status
-        );
-        state
-            .broker
-            .publish(MessageDraft {
-                channel,
-                event_type: "subscription.revoked".into(),
-                version: "1".into(),
-                source: Source::System,
-                // SPEC §7.13: messages of the bridge carry their publish time.
-                at: Utc::now(),
-                text,
-                data: data.clone(),
-            })
-            .await?;
-    }
-    state.metrics.webhook("revocation");
-    tracing::info!(subscription_id = %sub.id, reason = %sub.status, "subscription revoked");
-    Ok(WebhookReply::NoContent)
-}
-
-async fn notification(
-    state: &AppState,
-    body: &[u8],
-    at: DateTime<Utc>,
-) -> Result<WebhookReply, WebhookError> {
-    let n: Notification = parse(body, "notification")?;
-    let event: Value =
-        serde_json::from_str(n.event.get()).map_err(|source| WebhookError::InvalidJson {
-            kind: "notification",
-            source,
-        })?;
-    let sub = &n.subscription;
-    for (id, login) in translate::learned_broadcasters(&event) {
-        state.registry.learn(&id, &login);
-    }
-    let logins = translate::route_logins(&sub.sub_type, &event);
-    let channels = if logins.is_empty() {
-        route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition))
-    } else {
-        logins
-            .iter()
-            .map(|l| ChannelName::parse(l))
-            .collect::<Result<Vec<_>, _>>()?
-    };
-    if channels.is_empty() {
-        state.metrics.unroutable_events.inc();
-        state.metrics.webhook("unroutable");
-        tracing::warn!(subscription_type = %sub.sub_type, "notification for an unknown broadcaster");
-        return Ok(WebhookReply::NoContent);
-    }
-    let text = translate::sentence(&sub.sub_type, &event);
-    for channel in channels {
-        state
-            .broker
-            .publish(MessageDraft {
-                channel,
-                event_type: sub.sub_type.clone(),
-                version: sub.version.clone(),
-                source: Source::Eventsub,
-                at,
-                text: text.clone(),
-                data: n.event.clone(),
-            })
-            .await?;
-    }
-    state.metrics.webhook("accepted");
-    tracing::info!(subscription_type = %sub.sub_type, "notification published");
-    Ok(WebhookReply::NoContent)
 }
 
 /// A legacy WebSub notification: `X-Hub-Signature` over the body, each item

@@ -102,7 +102,11 @@ pub async fn post_callback(
         Ok(r) => Ok(reply(r)),
         Err(e) => {
             state.metrics.webhook(e.outcome());
-            if !matches!(e, WebhookError::Broker(_)) {
+            if !matches!(
+                e,
+                WebhookError::Broker(_)
+                    | WebhookError::Ingest(crate::ingest::IngestError::Broker(_))
+            ) {
                 tracing::warn!(reason = %e, "webhook rejected");
             }
             Err(e.into())
