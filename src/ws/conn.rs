@@ -21,7 +21,7 @@ use tokio::sync::Notify;
 use crate::broker::{ConnId, Inbox, Offer};
 use crate::domain::{ChannelName, Envelope, MessageId};
 
-use super::flusher::Flusher;
+use super::flusher::{Flusher, Pending};
 
 /// The outbox holds as many frames as its connection may have pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +92,8 @@ struct Inner {
     blocked: bool,
     /// A write failed: the connection is dead.
     failed: bool,
+    /// The close code its protocol ended it with (0: not ended).
+    end_code: u16,
 }
 
 /// What a flush came to.
@@ -222,6 +224,7 @@ impl Conn {
             return;
         }
         if let (Some((_, flusher)), Some(me)) = (&self.link, self.me.upgrade()) {
+            let me: Arc<dyn Pending> = me;
             inner.scheduled = true;
             flusher.mark(me);
         }
@@ -274,6 +277,22 @@ impl Conn {
     /// Marks the connection ended: later offers answer [`Offer::Closed`].
     pub fn close(&self) {
         self.inner.lock().closed = true;
+    }
+
+    /// Ends the connection with close `code` (e.g. 4001 for an overlay
+    /// whose key changed): its task closes it; nothing more is queued.
+    pub fn end(&self, code: u16) {
+        let mut inner = self.inner.lock();
+        if inner.end_code == 0 && !inner.closed {
+            inner.end_code = code;
+            self.wake.notify_one();
+        }
+    }
+
+    /// The close code [`Conn::end`] asked for, with its reason.
+    pub fn ended(&self) -> Option<(u16, &'static str)> {
+        let code = self.inner.lock().end_code;
+        (code != 0).then_some((code, "closed by the server"))
     }
 
     /// Whether the viewer fell behind and must be closed with 4008.
@@ -366,6 +385,13 @@ impl Conn {
         inner.overflowed = true;
         self.slow.inc();
         self.wake.notify_one();
+    }
+}
+
+impl Pending for Conn {
+    fn flush(&self) {
+        // A full socket or a failed write wakes the connection's task.
+        let _ = Conn::flush(self);
     }
 }
 

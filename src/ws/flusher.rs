@@ -14,15 +14,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::conn::Conn;
-
 /// Connections written between two yields to the worker's other tasks.
 pub const CHUNK: usize = 64;
 
+/// A connection with frames waiting to be written (`ws::conn::Conn`).
+pub trait Pending: Send + Sync {
+    /// Writes what is pending, as far as the socket takes it, without
+    /// waiting.
+    fn flush(&self);
+}
+
 /// The list of connections with frames to write, and its writer's wake-up.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Flusher {
-    dirty: Mutex<Vec<Arc<Conn>>>,
+    dirty: Mutex<Vec<Arc<dyn Pending>>>,
     wake: Notify,
     /// False once the writing task is gone (its runtime stopped).
     alive: AtomicBool,
@@ -30,6 +35,14 @@ pub struct Flusher {
 
 thread_local! {
     static LOCAL: RefCell<Option<Arc<Flusher>>> = const { RefCell::new(None) };
+}
+
+impl std::fmt::Debug for Flusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Flusher")
+            .field("dirty", &self.dirty.lock().len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Flusher {
@@ -50,7 +63,7 @@ impl Flusher {
     }
 
     /// Lists `conn` (the caller makes sure it is listed once).
-    pub fn mark(&self, conn: Arc<Conn>) {
+    pub fn mark(&self, conn: Arc<dyn Pending>) {
         let first = {
             let mut dirty = self.dirty.lock();
             dirty.push(conn);
@@ -79,8 +92,7 @@ impl Flusher {
                     break;
                 }
                 for (n, conn) in batch.drain(..).enumerate() {
-                    // A full socket or a failed write wakes the connection's task.
-                    let _ = conn.flush();
+                    conn.flush();
                     if (n + 1) % CHUNK == 0 {
                         tokio::task::yield_now().await;
                     }

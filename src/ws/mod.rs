@@ -1,13 +1,18 @@
-//! The `/ws` viewer protocol: frame parsing (`protocol`), the per-connection
-//! rate limit (`rate`), client frames off the socket (`reader`), the frames
-//! waiting for the socket and the channels of a connection (`conn`), the
-//! connection's task (`session`) and the HTTP upgrade hook that hands it the
-//! socket (`upgrade`).
+//! The socket layer and the viewer protocol. Transport, for every
+//! WebSocket the server accepts: accepting the handshake (`handshake`),
+//! the server's upgrade hook that takes the socket from the HTTP layer
+//! (`upgrade`), client frames off the socket (`reader`), the per-connection
+//! rate limit (`rate`), the frames waiting for the socket (`conn`), one
+//! writer per worker (`flusher`) and the connection's task (`session`),
+//! which runs a [`session::Protocol`]. The viewer protocol of `/ws`:
+//! its frames (`protocol`) and what they do (`viewer`).
 
 pub mod conn;
 pub mod flusher;
+pub mod handshake;
 pub mod protocol;
 pub mod rate;
 pub mod reader;
 pub mod session;
 pub mod upgrade;
+pub mod viewer;

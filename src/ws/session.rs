@@ -1,8 +1,12 @@
 //! One WebSocket connection's task, on the socket itself once the upgrade
-//! handed it over (`ws::upgrade`): client frames in, the rest of the outbox
-//! written when a full socket drains (otherwise the worker's flusher
-//! writes), server pings, the idle timeout, and the closes of SPEC §5 (1001
-//! shutdown, 1008 idle, 1009 oversize, 4008 overflow).
+//! handed it over (`ws::upgrade`), whatever protocol it speaks: client
+//! frames in (RFC 6455 framing by `reader`, the rate limit of SPEC §7.2),
+//! the rest of the outbox written when a full socket drains (otherwise the
+//! worker's flusher writes), server pings, the idle timeout, and the
+//! closes of SPEC §7.18 (1001 shutdown, 1007 not UTF-8, 1008 idle, 1009
+//! oversize, 4008 overflow, and whatever a protocol ends a connection
+//! with). What the text frames mean is the connection's [`Protocol`]: the
+//! viewer protocol of `/ws` (`ws::viewer`), the alert overlay's, a room's.
 
 use std::io;
 use std::sync::Arc;
@@ -16,13 +20,10 @@ use tokio::io::{Interest, Ready};
 use tokio::sync::OwnedSemaphorePermit;
 use tokio::time::{Duration, sleep_until, timeout};
 
-use crate::broker::{Broker, Subscriber};
-use crate::domain::User;
 use crate::state::AppState;
 
-use super::conn::{Conn, Flushed, GoLive};
+use super::conn::{Conn, Flushed};
 use super::flusher::Flusher;
-use super::protocol::{ClientOp, ProtocolError, ServerOp};
 use super::rate::RateLimiter;
 use super::reader::{FrameReader, Incoming, ReadError};
 
@@ -34,30 +35,20 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for the viewer to answer our close before dropping.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 
-/// What `/ws` hands to the socket's task after a successful handshake.
-pub struct Handoff {
-    /// The shared state.
-    pub state: Data<AppState>,
-    /// Who signed in.
-    pub user: User,
-    /// The connection's `MAX_CONNECTIONS` slot.
-    pub permit: OwnedSemaphorePermit,
-}
+/// What a WebSocket connection speaks on top of the transport: its first
+/// frames, and what each client text message does. A protocol pushes its
+/// replies and error frames into the connection's outbox itself, and
+/// leaves whatever it joined (channels, a room, an overlay list) when it is
+/// dropped, which happens however the connection ends.
+pub trait Protocol: 'static {
+    /// Queues the first frames (a welcome); called once, before any read.
+    fn open(&mut self, state: &AppState, conn: &Arc<Conn>);
 
-/// The channels of one connection; dropping it leaves them all, so a
-/// connection that ends any way at all leaves no subscriber behind.
-struct Subscriptions {
-    broker: Arc<Broker>,
-    conn: Arc<Conn>,
-}
+    /// Handles one client text message (valid UTF-8, within the rate limit).
+    fn text(&mut self, state: &AppState, conn: &Arc<Conn>, text: &str) -> impl Future<Output = ()>;
 
-impl Drop for Subscriptions {
-    fn drop(&mut self) {
-        self.conn.close();
-        for channel in self.conn.channels() {
-            self.broker.unsubscribe(&channel, self.conn.id());
-        }
-    }
+    /// The error frame for a message over the rate limit of `limit` a window.
+    fn rate_limited(&self, limit: usize) -> String;
 }
 
 /// Counts a connection in the gauge for as long as it lives.
@@ -73,6 +64,16 @@ impl ConnectionGauge {
 impl Drop for ConnectionGauge {
     fn drop(&mut self) {
         self.0.dec();
+    }
+}
+
+/// Marks the connection closed however its task ends, so that nothing is
+/// queued for it any more.
+struct Closed<'a>(&'a Conn);
+
+impl Drop for Closed<'_> {
+    fn drop(&mut self) {
+        self.0.close();
     }
 }
 
@@ -155,13 +156,14 @@ async fn close(conn: &Conn, io: &TcpStream, ending: Ending) {
     .await;
 }
 
-/// Runs a connection until it closes.
-pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
-    let Handoff {
-        state,
-        user,
-        permit,
-    } = handoff;
+/// Runs a connection speaking `protocol` until it closes.
+pub async fn run<P: Protocol>(
+    state: Data<AppState>,
+    permit: OwnedSemaphorePermit,
+    mut protocol: P,
+    io: TcpStream,
+    early: BytesMut,
+) {
     let _permit = permit;
     let _gauge = ConnectionGauge::new(&state.metrics.connections);
     // Borrowed, not cloned: everything held across an await is part of
@@ -176,10 +178,7 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
         Some((io, Flusher::local())),
     );
     let Some(io) = conn.io() else { return };
-    let subs = Subscriptions {
-        broker: state.broker.clone(),
-        conn: conn.clone(),
-    };
+    let closed = Closed(&conn);
     let mut reader = FrameReader::new(early, limits.max_frame_bytes);
     let mut rate = RateLimiter::new(limits.rate_limit_frames, limits.rate_window);
     // One timer for both the next ping and the idle deadline.
@@ -190,11 +189,18 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
     let shutdown = state.shutdown.cancelled();
     tokio::pin!(shutdown);
 
-    let _ = conn.push_text(&ServerOp::Welcome { user: &user }.to_json());
-    drop(user);
+    protocol.open(&state, &conn);
     // Frames that came in the same packet as the upgrade request.
     let mut early = if reader.has_buffered() {
-        match Box::pin(read_messages(&state, &conn, &mut reader, &mut rate)).await {
+        match Box::pin(read_messages(
+            &state,
+            &conn,
+            &mut protocol,
+            &mut reader,
+            &mut rate,
+        ))
+        .await
+        {
             Reading::End(ending) => Some(ending),
             Reading::Quiet | Reading::Heard => None,
         }
@@ -218,6 +224,9 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
                     "slow consumer: reconnect with since",
                 )
             };
+        }
+        if let Some((code, description)) = conn.ended() {
+            break Ending::new(CloseCode::Other(code), description);
         }
         // One readiness wait for both directions (each wait is 150 bytes of
         // every connection's task); writable only matters while blocked.
@@ -263,7 +272,15 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
                 }
                 // Boxed: reading is rare and its future is large; the
                 // connection's own future stays small.
-                match Box::pin(read_messages(&state, &conn, &mut reader, &mut rate)).await {
+                match Box::pin(read_messages(
+                    &state,
+                    &conn,
+                    &mut protocol,
+                    &mut reader,
+                    &mut rate,
+                ))
+                .await
+                {
                     Reading::Quiet => {}
                     Reading::Heard => {
                         idle_at = Instant::now() + limits.idle_timeout;
@@ -275,7 +292,8 @@ pub async fn run(handoff: Handoff, io: TcpStream, early: BytesMut) {
         }
     };
     Box::pin(close(&conn, io, ending)).await;
-    drop(subs);
+    drop(closed);
+    drop(protocol);
 }
 
 /// What reading the buffered client frames came to.
@@ -288,9 +306,10 @@ enum Reading {
     End(Ending),
 }
 
-async fn read_messages(
+async fn read_messages<P: Protocol>(
     state: &AppState,
     conn: &Arc<Conn>,
+    protocol: &mut P,
     reader: &mut FrameReader,
     rate: &mut RateLimiter,
 ) -> Reading {
@@ -321,86 +340,24 @@ async fn read_messages(
                 let Ok(text) = std::str::from_utf8(&bytes) else {
                     return Reading::End(Ending::new(CloseCode::Invalid, "text is not UTF-8"));
                 };
-                let reply = if rate.allow(Instant::now()) {
-                    // Boxed: a subscribe's future is large and short-lived.
-                    Box::pin(handle_op(state, conn, text)).await
+                if rate.allow(Instant::now()) {
+                    // Boxed: an op's future may be large and is short-lived.
+                    Box::pin(protocol.text(state, conn, text)).await;
                 } else {
-                    Err(ProtocolError::RateLimited(limit))
-                };
-                if let Err(e) = reply {
                     // On overflow the loop closes with 4008.
-                    let _ = conn.push_text(&e.to_frame());
+                    let _ = conn.push_text(&protocol.rate_limited(limit));
                 }
             }
+            // RFC 6455 §7.4.1: 1003, the endpoint only takes text.
             Incoming::Binary => {
-                let e = if rate.allow(Instant::now()) {
-                    ProtocolError::BadJson("binary frames are not supported: send JSON text".into())
-                } else {
-                    ProtocolError::RateLimited(limit)
-                };
-                let _ = conn.push_text(&e.to_frame());
+                return Reading::End(Ending::new(
+                    CloseCode::Unsupported,
+                    "binary frames are not supported: send JSON text",
+                ));
             }
             Incoming::Ping(bytes) => conn.push_control(OpCode::Pong, &bytes),
             Incoming::Pong => {}
             Incoming::Close => return Reading::End(Ending::new(CloseCode::Normal, "bye")),
         }
     }
-}
-
-async fn handle_op(state: &AppState, conn: &Arc<Conn>, text: &str) -> Result<(), ProtocolError> {
-    match ClientOp::parse(text)? {
-        ClientOp::Ping => {
-            let _ = conn.push_text(&ServerOp::Pong.to_json());
-        }
-        ClientOp::Unsubscribe { channel } => {
-            if conn.leave(&channel) {
-                state.broker.unsubscribe(&channel, conn.id());
-            }
-            let frame = ServerOp::Unsubscribed {
-                channel: channel.as_str(),
-            }
-            .to_json();
-            let _ = conn.push_text(&frame);
-        }
-        ClientOp::Subscribe { channel, since } => {
-            let max = state.settings.limits.max_channels_per_connection;
-            if !conn.has_channel(&channel) && conn.channel_count() >= max {
-                return Err(ProtocolError::TooManyChannels(max));
-            }
-            // Live messages wait behind the replay until it is queued.
-            conn.begin(&channel);
-            let sub = Subscriber::new(conn.id(), conn.clone());
-            let replay = match state.broker.subscribe(&channel, since, sub).await {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, channel = %channel, "subscribe failed");
-                    // Registered or not, a failed replay must not go live silently.
-                    state.broker.unsubscribe(&channel, conn.id());
-                    conn.leave(&channel);
-                    let frame = ServerOp::Error {
-                        code: "unavailable",
-                        message: "history is unavailable right now; retry shortly".into(),
-                    }
-                    .to_json();
-                    let _ = conn.push_text(&frame);
-                    return Ok(());
-                }
-            };
-            // Live messages up to the last replayed id are duplicates; with no
-            // replay and no gap, `since` itself is the floor.
-            let floor = replay.last_id().or(if replay.gap { None } else { since });
-            let head = ServerOp::Subscribed {
-                channel: channel.as_str(),
-                replayed: replay.messages.len(),
-                gap: since.is_some() && replay.gap,
-            }
-            .to_json();
-            match conn.go_live(&channel, floor, &head, &replay.messages) {
-                // On overflow the loop closes with 4008.
-                GoLive::Queued | GoLive::Overflow => {}
-                GoLive::Gone => state.broker.unsubscribe(&channel, conn.id()),
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,8 +1,8 @@
 //! The HTTP server's upgrade hook. actix-http hands every `Connection:
 //! Upgrade` request here together with its socket. The request still goes
-//! through the application (sessions, `GET /ws`'s checks, error bodies);
-//! when `/ws` accepts it, its response carries a [`Handoff`] and the socket
-//! leaves the HTTP layer for `ws::session`, keeping neither actix-http's
+//! through the application (sessions, the route's checks, error bodies);
+//! when a WebSocket route accepts it, its response carries a [`Handoff`]
+//! and the socket leaves the HTTP layer for `ws::session`, keeping neither actix-http's
 //! per-connection buffers nor its dispatcher. Any other answer is written
 //! out as is and the connection is closed.
 
@@ -16,7 +16,7 @@ use actix_web::dev::Service;
 use actix_web::rt::net::TcpStream;
 use futures_util::SinkExt;
 
-use super::session::{self, Handoff};
+use super::handshake::Handoff;
 
 /// Serves one upgrade request with the application service `app`.
 ///
@@ -43,7 +43,7 @@ where
     Ok(())
 }
 
-/// Hands the socket over on a `/ws` 101; writes any other answer and ends.
+/// Hands the socket over on a WebSocket route's 101; writes any other answer and ends.
 async fn answer(
     res: Response<BoxBody>,
     mut framed: Framed<TcpStream, Codec>,
@@ -54,7 +54,7 @@ async fn answer(
         if let Some(handoff) = handoff {
             framed.send(Message::Item((head, BodySize::None))).await?;
             let parts = framed.into_parts();
-            actix_web::rt::spawn(session::run(handoff, parts.io, parts.read_buf));
+            handoff.start(parts.io, parts.read_buf);
             return Ok(());
         }
     }
