@@ -16,8 +16,9 @@ use super::session::Protocol;
 
 /// One viewer connection's protocol state.
 pub struct Viewer {
-    /// Who signed in; taken by the welcome.
-    user: Option<User>,
+    /// Who signed in; taken by the welcome. Boxed: the protocol lives in
+    /// every connection's task, the user only until the welcome.
+    user: Option<Box<User>>,
     /// Set once open: the channels to leave on drop.
     joined: Option<(Arc<Broker>, Arc<Conn>)>,
 }
@@ -26,7 +27,7 @@ impl Viewer {
     /// The protocol for a viewer signed in as `user`.
     pub fn new(user: User) -> Self {
         Self {
-            user: Some(user),
+            user: Some(Box::new(user)),
             joined: None,
         }
     }
