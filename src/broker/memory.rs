@@ -2,6 +2,7 @@
 //! `Hub`, ids come from the channel's last id and the clock, and webhook ids
 //! and idempotency keys live in a bounded `DedupeStore`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
@@ -9,12 +10,14 @@ use crate::metrics::Metrics;
 
 use super::dedupe::{Claim, DedupeStore};
 use super::hub::{ConnId, Hub, Subscriber};
+use super::topics::{TopicListener, TopicWatch, Topics};
 use super::{BrokerError, Replay, now_ms, replay_after};
 
 /// One process's broker.
 #[derive(Debug)]
 pub struct MemoryBroker {
     hub: Hub,
+    topics: Arc<Topics>,
     claims: DedupeStore,
     /// Messages kept per channel: exactly this many (SPEC §7.4).
     history_len: usize,
@@ -27,10 +30,22 @@ impl MemoryBroker {
     pub fn new(history_len: usize, claim_capacity: usize, metrics: Metrics) -> Self {
         Self {
             hub: Hub::default(),
+            topics: Arc::new(Topics::default()),
             claims: DedupeStore::new(claim_capacity),
             history_len,
             metrics,
         }
+    }
+
+    /// Adds `listener` to `topic` (in one process, live at once).
+    pub fn watch_topic(&self, topic: &str, listener: Arc<dyn TopicListener>) -> TopicWatch {
+        let (id, _) = self.topics.add(topic, listener);
+        TopicWatch::new(self.topics.clone(), topic, id)
+    }
+
+    /// Calls the listeners of `topic` with `payload`, on this task.
+    pub fn publish_topic(&self, topic: &str, payload: &[u8]) {
+        self.topics.deliver(topic, payload);
     }
 
     /// Assigns the next id, retains and fans out. Never fails in memory.

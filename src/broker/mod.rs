@@ -7,6 +7,7 @@ pub mod dedupe;
 pub mod hub;
 pub mod memory;
 pub mod redis;
+pub mod topics;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub use self::redis::RedisBroker;
 pub use dedupe::Claim;
 pub use hub::{ConnId, Inbox, Offer, Subscriber};
 pub use memory::MemoryBroker;
+pub use topics::{TopicListener, TopicWatch};
 
 /// Why the broker could not do what was asked. Never a client's fault.
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +78,10 @@ pub(crate) fn now_ms() -> u64 {
 
 /// The broker this instance uses.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one broker per process, held in an Arc: the size is paid once"
+)]
 pub enum Broker {
     /// One process, in memory.
     Memory(MemoryBroker),
@@ -188,6 +194,45 @@ impl Broker {
         match self {
             Self::Memory(b) => b.release(&format!("{namespace}:{key}")),
             Self::Redis(b) => b.release(namespace, key).await,
+        }
+    }
+
+    /// Adds `listener` to `topic` (`broker::topics`); returns once the
+    /// instance's subscription is live, so that state read afterwards is
+    /// not older than the next message.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the subscription cannot be made (Redis down).
+    pub async fn watch_topic(
+        &self,
+        topic: &str,
+        listener: std::sync::Arc<dyn TopicListener>,
+    ) -> Result<TopicWatch, BrokerError> {
+        match self {
+            Self::Memory(b) => Ok(b.watch_topic(topic, listener)),
+            Self::Redis(b) => b.watch_topic(topic, listener).await,
+        }
+    }
+
+    /// Sends `payload` to every listener of `topic` on every instance.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when Redis cannot be reached.
+    pub async fn publish_topic(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError> {
+        match self {
+            Self::Memory(b) => {
+                b.publish_topic(topic, payload);
+                Ok(())
+            }
+            Self::Redis(b) => b.publish_topic(topic, payload).await,
+        }
+    }
+
+    /// The Redis broker, for features that keep their own state in Redis.
+    pub fn redis(&self) -> Option<&RedisBroker> {
+        match self {
+            Self::Memory(_) => None,
+            Self::Redis(b) => Some(b),
         }
     }
 

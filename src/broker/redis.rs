@@ -39,6 +39,7 @@ use crate::metrics::Metrics;
 
 use super::dedupe::Claim;
 use super::hub::{ConnId, Hub, Subscriber};
+use super::topics::{TopicListener, TopicWatch, Topics};
 use super::{BrokerError, Replay};
 
 /// XADD + PUBLISH in one step, so a message that is stored is also announced
@@ -83,6 +84,18 @@ impl Keys {
     fn claim(&self, namespace: &str, key: &str) -> String {
         format!("{}:claim:{namespace}:{key}", self.prefix)
     }
+
+    /// The pub/sub channel of a topic.
+    fn topic(&self, topic: &str) -> String {
+        format!("{}:t:{topic}", self.prefix)
+    }
+
+    /// The topic named by a pub/sub channel name.
+    fn topic_of<'a>(&self, pubsub_channel: &'a str) -> Option<&'a str> {
+        pubsub_channel
+            .strip_prefix(self.prefix.as_str())?
+            .strip_prefix(":t:")
+    }
 }
 
 /// A channel this instance listens to, as the listener task sees it.
@@ -98,6 +111,11 @@ struct Live {
 #[derive(Debug)]
 struct Shared {
     hub: Hub,
+    /// Topics watched on this instance (`broker::topics`).
+    topics: Arc<Topics>,
+    /// Topics subscribed on the current pub/sub connection. Only the
+    /// listener writes it.
+    topics_synced: Mutex<HashSet<String>>,
     /// Channels with a Redis subscription. Only the listener writes it.
     /// Lock order: `live`, then a hub channel.
     live: Mutex<HashMap<ChannelName, Live>>,
@@ -128,6 +146,7 @@ impl Shared {
         for live in self.live.lock().values_mut() {
             live.synced = false;
         }
+        self.topics_synced.lock().clear();
         self.bump();
     }
 }
@@ -259,6 +278,8 @@ impl RedisBroker {
         let (synced, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             hub: Hub::default(),
+            topics: Arc::new(Topics::default()),
+            topics_synced: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
             wake: Notify::new(),
             synced,
@@ -271,6 +292,7 @@ impl RedisBroker {
             prefix: prefix.to_owned(),
         };
         let listener = Listener {
+            known_topics: HashSet::new(),
             client,
             conn: conn.clone(),
             keys: keys.clone(),
@@ -543,6 +565,62 @@ impl RedisBroker {
         }
     }
 
+    /// Adds `listener` to `topic` and waits until this instance's
+    /// subscription of it is live, so that the caller can read the state
+    /// the topic announces changes of without missing one.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the subscription cannot be made in time; the
+    /// listener is removed again.
+    pub async fn watch_topic(
+        &self,
+        topic: &str,
+        listener: Arc<dyn TopicListener>,
+    ) -> Result<TopicWatch, BrokerError> {
+        let mut changes = self.shared.synced.subscribe();
+        let (id, _) = self.shared.topics.add(topic, listener);
+        let watch = TopicWatch::new(self.shared.topics.clone(), topic, id);
+        let synced = || self.shared.topics_synced.lock().contains(topic);
+        if !synced() {
+            let wait = async {
+                while !synced() {
+                    if changes.changed().await.is_err() {
+                        return Err(BrokerError::Unavailable("listener stopped".into()));
+                    }
+                }
+                Ok(())
+            };
+            tokio::time::timeout(self.timeout, wait)
+                .await
+                .map_err(|_| BrokerError::Timeout)??;
+        }
+        Ok(watch)
+    }
+
+    /// `PUBLISH {prefix}:t:{topic} payload`: every instance's listeners of
+    /// `topic` get `payload`.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when Redis cannot be reached.
+    pub async fn publish_topic(&self, topic: &str, payload: &[u8]) -> Result<(), BrokerError> {
+        let mut conn = self.conn.clone();
+        let _: i64 = timed(
+            self.timeout,
+            redis::cmd("PUBLISH")
+                .arg(self.keys.topic(topic))
+                .arg(payload)
+                .query_async(&mut conn),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The command connection, the key prefix and the call timeout, for
+    /// features that keep their own state in Redis (alerts, rooms).
+    pub fn store(&self) -> (ConnectionManager, &str, Duration) {
+        (self.conn.clone(), &self.keys.prefix, self.timeout)
+    }
+
     /// A recent successful `PING` and a live pub/sub connection.
     pub fn is_ready(&self) -> bool {
         let pong_recent = self
@@ -596,6 +674,9 @@ async fn pinger(
 /// The task that owns the pub/sub connection.
 #[derive(Clone)]
 struct Listener {
+    /// Topics subscribed on some connection before (and still watched):
+    /// subscribing one again means a gap, so its listeners resync.
+    known_topics: HashSet<String>,
     client: Client,
     /// For catch-up reads.
     conn: ConnectionManager,
@@ -635,7 +716,9 @@ impl Listener {
         let pubsub = timed(self.timeout, self.client.get_async_pubsub()).await?;
         let (mut sink, mut stream) = pubsub.split();
         let mut subscribed: HashSet<ChannelName> = HashSet::new();
+        let mut topics: HashSet<String> = HashSet::new();
         self.reconcile(&mut sink, &mut subscribed).await?;
+        self.reconcile_topics(&mut sink, &mut topics).await?;
         self.shared.pubsub_up.store(true, Ordering::Release);
         self.shared.bump();
         tracing::info!(channels = subscribed.len(), "Redis pub/sub connected");
@@ -649,6 +732,7 @@ impl Listener {
                     None => return Err(BrokerError::Unavailable("pub/sub connection closed".into())),
                 },
                 () = self.shared.wake.notified() => self.reconcile(&mut sink, &mut subscribed).await?,
+                () = self.shared.topics.changed.notified() => self.reconcile_topics(&mut sink, &mut topics).await?,
                 _ = ping.tick() => {
                     // Finds half-open connections that would never end the stream.
                     let _: Value = timed(self.timeout, sink.ping()).await?;
@@ -712,6 +796,39 @@ impl Listener {
         Ok(())
     }
 
+    /// Subscribes the topics that gained their first local listener,
+    /// unsubscribes those that lost their last. A topic subscribed again
+    /// after the connection broke is resynced: its messages of the gap are
+    /// lost.
+    async fn reconcile_topics(
+        &mut self,
+        sink: &mut PubSubSink,
+        subscribed: &mut HashSet<String>,
+    ) -> Result<(), BrokerError> {
+        let active: HashSet<String> = self.shared.topics.active().into_iter().collect();
+        let gone: Vec<String> = subscribed.difference(&active).cloned().collect();
+        for topic in gone {
+            timed(self.timeout, sink.unsubscribe(self.keys.topic(&topic))).await?;
+            subscribed.remove(&topic);
+            self.shared.topics_synced.lock().remove(&topic);
+            self.known_topics.remove(&topic);
+        }
+        for topic in active {
+            if subscribed.contains(&topic) {
+                continue;
+            }
+            timed(self.timeout, sink.subscribe(self.keys.topic(&topic))).await?;
+            subscribed.insert(topic.clone());
+            self.shared.topics_synced.lock().insert(topic.clone());
+            self.shared.bump();
+            if !self.known_topics.insert(topic.clone()) {
+                tracing::info!(topic, "topic subscribed again: resync");
+                self.shared.topics.resync(&topic);
+            }
+        }
+        Ok(())
+    }
+
     async fn top_id(&mut self, key: &str) -> Result<Option<MessageId>, BrokerError> {
         let reply = timed(self.timeout, self.conn.xrevrange_count(key, "+", "-", 1)).await?;
         Ok(envelopes(reply)?.first().map(Envelope::id))
@@ -749,9 +866,14 @@ impl Listener {
         Ok(new_last.or(last))
     }
 
-    /// One pub/sub message: `<id> <body>`.
+    /// One pub/sub message: a topic's payload, or a channel's `<id> <body>`.
     fn on_message(&self, msg: &redis::Msg) {
-        let Some(channel) = self.keys.channel_of(msg.get_channel_name()) else {
+        let name = msg.get_channel_name();
+        if let Some(topic) = self.keys.topic_of(name) {
+            self.shared.topics.deliver(topic, msg.get_payload_bytes());
+            return;
+        }
+        let Some(channel) = self.keys.channel_of(name) else {
             return;
         };
         let payload = msg.get_payload_bytes();

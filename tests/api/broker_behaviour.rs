@@ -5,7 +5,11 @@ use std::num::NonZeroUsize;
 use std::time::Duration;
 
 use chrono::Utc;
-use eventsub_bridge::broker::{Broker, Claim, MemoryBroker, RedisBroker, Subscriber};
+use std::sync::Arc;
+
+use eventsub_bridge::broker::{
+    Broker, Claim, MemoryBroker, RedisBroker, Subscriber, TopicListener,
+};
 use eventsub_bridge::config::Limits;
 use eventsub_bridge::domain::{ChannelName, Envelope, MessageDraft, MessageId, Source};
 use eventsub_bridge::metrics::Metrics;
@@ -267,6 +271,57 @@ async fn claims_expire_after_their_window(t: TestBroker) {
     t.cleanup().await;
 }
 
+/// A topic listener that forwards what it hears.
+pub struct TopicProbe(pub mpsc::UnboundedSender<String>);
+
+impl TopicListener for TopicProbe {
+    fn on_message(&self, payload: &[u8]) {
+        let _ = self.0.send(String::from_utf8_lossy(payload).into_owned());
+    }
+    fn on_resync(&self) {
+        let _ = self.0.send("<resync>".into());
+    }
+}
+
+pub fn topic_probe() -> (Arc<TopicProbe>, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    (Arc::new(TopicProbe(tx)), rx)
+}
+
+async fn topic_messages_reach_watchers_until_they_stop_watching(t: TestBroker) {
+    let (probe, mut heard) = topic_probe();
+    let watch = t
+        .broker
+        .watch_topic("alerts:somechannel", probe)
+        .await
+        .unwrap();
+    t.broker
+        .publish_topic("alerts:somechannel", b"changed")
+        .await
+        .unwrap();
+    t.broker
+        .publish_topic("alerts:other", b"not theirs")
+        .await
+        .unwrap();
+    let got = tokio::time::timeout(WAIT, heard.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(got, "changed");
+    drop(watch);
+    t.broker
+        .publish_topic("alerts:somechannel", b"after")
+        .await
+        .unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), heard.recv())
+            .await
+            .map_or(true, |m| m.is_none()),
+        "nothing after the watch is dropped"
+    );
+    t.cleanup().await;
+}
+
 async fn the_broker_is_ready(t: TestBroker) {
     assert!(t.broker.is_ready().await);
     t.cleanup().await;
@@ -303,4 +358,5 @@ on_both_brokers!(
     claims_are_new_once_hold_a_value_and_can_be_released,
     claims_expire_after_their_window,
     the_broker_is_ready,
+    topic_messages_reach_watchers_until_they_stop_watching,
 );

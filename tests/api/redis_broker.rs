@@ -94,6 +94,38 @@ async fn a_viewer_that_stays_gets_every_message_once_across_pubsub_disconnects()
 }
 
 #[tokio::test]
+async fn topics_cross_instances_and_resync_after_the_pubsub_connection_breaks() {
+    let server = RedisServer::start().await;
+    let prefix = unique_prefix();
+    let a = redis_broker_at(&server.url(), &prefix, 10).await;
+    let b = redis_broker_at(&server.url(), &prefix, 10).await;
+    let (probe, mut heard) = crate::broker_behaviour::topic_probe();
+    let _watch = b.watch_topic("rooms:x", probe).await.unwrap();
+    a.publish_topic("rooms:x", b"one").await.unwrap();
+    let next = async |heard: &mut tokio::sync::mpsc::UnboundedReceiver<String>| {
+        tokio::time::timeout(Duration::from_secs(5), heard.recv())
+            .await
+            .expect("a topic message within 5 s")
+            .unwrap()
+    };
+    assert_eq!(next(&mut heard).await, "one");
+    let client = redis::Client::open(server.url()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let _: redis::Value = redis::cmd("CLIENT")
+        .arg(&["KILL", "TYPE", "pubsub"][..])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        next(&mut heard).await,
+        "<resync>",
+        "a new subscription tells the listener to re-read its state"
+    );
+    a.publish_topic("rooms:x", b"two").await.unwrap();
+    assert_eq!(next(&mut heard).await, "two");
+}
+
+#[tokio::test]
 async fn readiness_and_publishing_follow_redis_down_and_up_while_viewers_stay() {
     let mut server = RedisServer::start().await;
     let prefix = unique_prefix();
