@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::broker::BrokerError;
 use crate::domain::{ChannelNameError, MessageIdError};
+use crate::twitch::grants::GrantError;
 use crate::twitch::helix::HelixError;
 use crate::twitch::oauth::OAuthError;
 use crate::twitch::subscriptions::SubscriptionError;
@@ -169,6 +170,18 @@ impl From<SubscriptionError> for ApiError {
     }
 }
 
+impl From<GrantError> for ApiError {
+    fn from(e: GrantError) -> Self {
+        match e {
+            GrantError::Store(b) => b.into(),
+            GrantError::OAuth(o) => o.into(),
+            GrantError::NotConnected(_) | GrantError::Revoked { .. } => {
+                Self::Conflict("connect alerts first: the grant is missing or revoked")
+            }
+        }
+    }
+}
+
 impl From<OAuthError> for ApiError {
     fn from(e: OAuthError) -> Self {
         let code = match &e {
@@ -179,10 +192,13 @@ impl From<OAuthError> for ApiError {
             OAuthError::Provider { .. } => "oauth_error",
             OAuthError::MissingCode => "missing_code",
             OAuthError::Session(_) | OAuthError::Url(_) => return Self::Internal(e.into()),
+            OAuthError::OtherAccount { .. } => return Self::Forbidden(e.to_string()),
+            OAuthError::Unavailable(_) => return Self::Unavailable(e.into()),
             OAuthError::Exchange(_)
             | OAuthError::TokenInvalid
             | OAuthError::WrongClient
             | OAuthError::Validate(_)
+            | OAuthError::RefreshRefused
             | OAuthError::User(_) => return Self::BadGateway(e.into()),
         };
         Self::bad_request(code, e.to_string())

@@ -133,6 +133,8 @@ async fn revocation(state: &AppState, body: &[u8]) -> Result<Outcome, IngestErro
     if let Some(twitch) = &state.twitch {
         twitch.subscriptions.mark_revoked(sub);
     }
+    // SPEC §8: `authorization_revoked` ends the streamer's alert grant.
+    crate::alert_sources::on_revocation(state, sub).await;
     let channels = route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition));
     if channels.is_empty() {
         state.metrics.unroutable_events.inc();

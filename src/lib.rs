@@ -10,8 +10,12 @@
 //!   `signature` rules, body `envelope` types, `translate` (event → sentence
 //!   + routing), `samples` for `trigger`, the broadcaster `registry`.
 //! - `twitch`: Twitch's APIs as a client (Twitch mode): the `helix` client,
-//!   `oauth` login and the `subscriptions` registry (ensure-on-watch,
-//!   reconcile, revocations).
+//!   `oauth` (login and "connect alerts"), the `subscriptions` registry
+//!   (ensure-on-watch, reconcile, revocations) and the streamers' alert
+//!   `grants` (kept, refreshed, validated hourly).
+//! - `alert_sources`: "connect alerts" (SPEC §8 Twitch mode): the alert
+//!   kinds' subscriptions of a channel, made sure of on connect, and their
+//!   status for the dashboard.
 //! - `webhook`: the webhook transport (SPEC §4 steps 1–3: body limit,
 //!   headers, signature, timestamp) and legacy WebSub; `ingest`: steps 4–7,
 //!   the same for every transport (de-duplication, challenge, revocation,
@@ -38,6 +42,7 @@
 //! pre-built record) → the viewer. Only after the publish succeeded does
 //! Twitch get its 2xx.
 
+pub mod alert_sources;
 pub mod auth;
 pub mod broker;
 pub mod cli;

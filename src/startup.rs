@@ -73,6 +73,9 @@ impl Application {
         );
         if let Some(twitch) = &state.twitch {
             twitch.spawn_reconcile(shutdown.clone());
+            twitch
+                .grants
+                .spawn_revalidation(settings.limits.token_revalidate_interval, shutdown.clone());
         }
         let key = Key::from(settings.session_key.as_bytes());
         let secure = settings.is_https();
@@ -308,6 +311,11 @@ pub fn routes_table(cfg: &mut web::ServiceConfig) {
     .route("/auth/logout", web::post().to(routes::auth::post_logout))
     .route("/auth/login", web::get().to(routes::oauth::get_login))
     .route("/auth/callback", web::get().to(routes::oauth::get_callback))
+    .route("/auth/connect", web::get().to(routes::oauth::get_connect))
+    .route(
+        "/api/alerts/{channel}/sources",
+        web::get().to(routes::alert_sources::get_sources),
+    )
     .route(
         "/api/subscriptions",
         web::get().to(routes::subscriptions::get_subscriptions),

@@ -63,6 +63,9 @@ pub struct Transport {
     /// The webhook callback URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub callback: Option<String>,
+    /// The EventSub WebSocket session (WebSocket transport).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
 }
 
 impl Subscription {

@@ -1,6 +1,7 @@
 //! Thin HTTP handlers, one file per resource. Each parses its input into
 //! domain types and returns `Result<_, ApiError>`.
 
+pub mod alert_sources;
 pub mod auth;
 pub mod bearer;
 pub mod callback;

@@ -1,7 +1,8 @@
 //! The Helix client (TWITCH.md §3): one shared reqwest client with timeouts,
 //! the app access token by client credentials (cached, refreshed before it
-//! expires and once on a 401), Get Users, and create / list / delete of
-//! EventSub webhook subscriptions.
+//! expires and once on a 401), Get Users, create / list / delete of
+//! EventSub webhook subscriptions, and creation of WebSocket-transport
+//! subscriptions with a streamer's user token (SPEC §10).
 //!
 //! Every call goes through [`HelixClient::send_retrying`], which honours
 //! `Ratelimit-Remaining` / `Ratelimit-Reset` and retries 429, 5xx and
@@ -665,6 +666,71 @@ impl HelixClient {
             .ok_or_else(|| HelixError::Decode("create subscription returned no data".into()))?;
         tracing::info!(subscription_id = %sub.id, status = %sub.status, "subscription created");
         Ok(Created::New(sub, costs))
+    }
+
+    /// Creates a subscription on an EventSub WebSocket session (TWITCH.md
+    /// §12): `{"method":"websocket","session_id"}`, with the user token of
+    /// the streamer whose grant covers the type. A 409 (the session has it
+    /// already, e.g. after a retried request) counts as created.
+    ///
+    /// # Errors
+    /// [`HelixError::Unauthorized`] when the user token is refused (refresh
+    /// it and try again), [`HelixError::Rejected`] (403: the scope is
+    /// missing; 400: the session is not live), or another [`HelixError`].
+    #[tracing::instrument(skip(self, token, condition, session_id))]
+    pub async fn create_websocket_subscription(
+        &self,
+        token: &SecretString,
+        sub_type: &str,
+        version: &str,
+        condition: &Value,
+        session_id: &str,
+    ) -> Result<Created, HelixError> {
+        let body = json!({
+            "type": sub_type,
+            "version": version,
+            "condition": condition,
+            "transport": {"method": "websocket", "session_id": session_id},
+        });
+        let resp = self
+            .call(
+                Auth::User(token),
+                Method::POST,
+                "/eventsub/subscriptions",
+                &[],
+                Some(&body),
+            )
+            .await?;
+        if resp.status() == StatusCode::CONFLICT {
+            return Ok(Created::Existing(None));
+        }
+        let page: DataPage<HelixSubscription> = Self::expect_ok(resp)
+            .await?
+            .json()
+            .await
+            .map_err(|e| HelixError::Decode(format!("create subscription: {e}")))?;
+        let costs = Costs {
+            total_cost: page.total_cost.unwrap_or(0),
+            max_total_cost: page.max_total_cost.unwrap_or(0),
+        };
+        let sub = page
+            .data
+            .into_iter()
+            .next()
+            .ok_or_else(|| HelixError::Decode("create subscription returned no data".into()))?;
+        Ok(Created::New(sub, costs))
+    }
+
+    /// The app's subscriptions whose condition names `user_id` (one
+    /// filtered list, all pages).
+    ///
+    /// # Errors
+    /// [`HelixError`] from any page.
+    pub async fn list_for_user(&self, user_id: &str) -> Result<Vec<HelixSubscription>, HelixError> {
+        Ok(self
+            .list_filtered(Some(("user_id", user_id.to_owned())))
+            .await?
+            .data)
     }
 
     /// The live subscription of `sub_type` with exactly `condition` to our

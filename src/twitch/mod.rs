@@ -1,8 +1,10 @@
 //! Twitch's APIs, as a client (Twitch mode only): the Helix client, OAuth
-//! login and the subscription registry, bundled in [`Twitch`]. What
-//! EventSub messages look like and mean (signatures, bodies, translation)
-//! is `crate::eventsub`.
+//! (login and "connect alerts"), the subscription registry and the
+//! streamers' alert grants, bundled in [`Twitch`]. What EventSub messages
+//! look like and mean (signatures, bodies, translation) is
+//! `crate::eventsub`.
 
+pub mod grants;
 pub mod helix;
 pub mod oauth;
 pub mod subscriptions;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use crate::broker::Broker;
 use crate::config::Settings;
 use crate::eventsub::registry::BroadcasterRegistry;
+use grants::Grants;
 use helix::{HelixClient, HelixError};
 use oauth::OAuthClient;
 use subscriptions::SubscriptionRegistry;
@@ -26,6 +29,8 @@ pub struct Twitch {
     pub oauth: OAuthClient,
     /// Our EventSub subscriptions.
     pub subscriptions: Arc<SubscriptionRegistry>,
+    /// Streamers' alert grants (SPEC §8).
+    pub grants: Arc<Grants>,
 }
 
 impl Twitch {
@@ -48,6 +53,7 @@ impl Twitch {
             return Ok(None);
         };
         let helix = HelixClient::new(http, settings)?;
+        let grants = Arc::new(Grants::new(oauth.clone(), broker.clone()));
         let subscriptions = Arc::new(SubscriptionRegistry::new(
             helix.clone(),
             broadcasters,
@@ -59,6 +65,7 @@ impl Twitch {
             helix,
             oauth,
             subscriptions,
+            grants,
         }))
     }
 

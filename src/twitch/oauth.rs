@@ -1,8 +1,10 @@
-//! Twitch OAuth for viewer login (TWITCH.md §4): the authorize URL, the
-//! code exchange with the `oauth2` crate (credentials in the request body;
-//! Twitch's `scope` is a JSON array, hence [`TwitchTokenResponse`]), token
-//! validation and refresh, and the `state` bookkeeping that binds a login to
-//! the browser that started it (pure functions over the session's list).
+//! Twitch OAuth (TWITCH.md §4) for viewer login and for a streamer's
+//! "connect alerts" grant (SPEC §8): the authorize URL, the code exchange
+//! with the `oauth2` crate (credentials in the request body; Twitch's
+//! `scope` is a JSON array, hence [`TwitchTokenResponse`]), token validation
+//! and refresh, and the `state` bookkeeping that binds an attempt to the
+//! browser that started it and says which flow it belongs to (pure
+//! functions over the session's list).
 //!
 //! Tokens stay on the server: they live in the server-side session state and
 //! every type that holds one redacts it from `Debug`.
@@ -33,6 +35,15 @@ pub const MAX_PENDING_STATES: usize = 5;
 /// Scopes asked for at login. The bridge only needs to know who the viewer
 /// is, so none; Twitch still expects the `scope` parameter.
 pub const LOGIN_SCOPES: &[&str] = &[];
+/// Scopes asked for by "connect alerts" (SPEC §8): follows, subs and gifts,
+/// cheers, redemptions and hype trains of the streamer's own channel.
+pub const ALERT_SCOPES: &[&str] = &[
+    "moderator:read:followers",
+    "channel:read:subscriptions",
+    "bits:read",
+    "channel:read:redemptions",
+    "channel:read:hype_train",
+];
 
 /// Why a login or a token check failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,12 +83,29 @@ pub enum OAuthError {
     /// `/oauth2/validate` could not be asked.
     #[error("token validation failed: {0}")]
     Validate(String),
+    /// The token endpoint refused the refresh token (the grant is gone).
+    #[error("Twitch refused the refresh token")]
+    RefreshRefused,
+    /// "Connect alerts" was authorized by another Twitch account than the
+    /// one signed in.
+    #[error(
+        "Twitch authorized {authorized}, but you are signed in as {signed_in}; sign in as {authorized} to connect its alerts"
+    )]
+    OtherAccount {
+        /// The login the token belongs to.
+        authorized: String,
+        /// The signed-in login.
+        signed_in: String,
+    },
     /// Helix `GET /users` failed.
     #[error("reading the Twitch user failed: {0}")]
     User(#[from] HelixError),
     /// The session could not be read or written.
     #[error("session: {0}")]
     Session(String),
+    /// A store the flow needs (Redis) is unreachable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
     /// An endpoint URL built from the settings does not parse.
     #[error("invalid OAuth URL: {0}")]
     Url(String),
@@ -158,6 +186,45 @@ pub struct ValidatedToken {
     pub expires_in: u64,
 }
 
+/// What the token endpoint issued (a code exchange or a refresh). The
+/// tokens are secrets: `Debug` shows neither.
+#[derive(Clone)]
+pub struct IssuedTokens {
+    /// The user access token.
+    pub access_token: SecretString,
+    /// The refresh token, if Twitch gave one.
+    pub refresh_token: Option<SecretString>,
+    /// Lifetime of the access token, if Twitch said.
+    pub expires_in: Option<Duration>,
+    /// The scopes granted (Twitch's array).
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for IssuedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedTokens")
+            .field("expires_in", &self.expires_in)
+            .field("scopes", &self.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IssuedTokens {
+    fn from_response(resp: &TwitchTokenResponse) -> Self {
+        Self {
+            access_token: SecretString::from(resp.access_token().secret().as_str()),
+            refresh_token: resp
+                .refresh_token()
+                .map(|r| SecretString::from(r.secret().as_str())),
+            expires_in: resp.expires_in(),
+            scopes: resp
+                .scopes()
+                .map(|v| v.iter().map(|s| s.as_str().to_owned()).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// A viewer's tokens as kept in the server-side session state.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenRecord {
@@ -178,6 +245,18 @@ impl std::fmt::Debug for TokenRecord {
 }
 
 impl TokenRecord {
+    /// A login's record of freshly issued tokens (not validated yet).
+    pub fn from_issued(issued: &IssuedTokens) -> Self {
+        Self {
+            access_token: issued.access_token.expose_secret().to_owned(),
+            refresh_token: issued
+                .refresh_token
+                .as_ref()
+                .map(|r| r.expose_secret().to_owned()),
+            validated_at: 0,
+        }
+    }
+
     /// The access token as a secret.
     pub fn access(&self) -> SecretString {
         SecretString::from(self.access_token.as_str())
@@ -195,6 +274,17 @@ pub enum Revalidation {
     Unknown(OAuthError),
 }
 
+/// Which OAuth flow a `state` was issued for; the callback is shared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Flow {
+    /// `/auth/login`: sign in as a viewer.
+    #[default]
+    Login,
+    /// `/auth/connect`: a streamer grants the alert scopes (SPEC §8).
+    Connect,
+}
+
 /// One login attempt this browser started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingState {
@@ -202,6 +292,9 @@ pub struct PendingState {
     pub state: String,
     /// Unix milliseconds when it was issued.
     pub issued_at_ms: i64,
+    /// The flow it belongs to (states stored before flows existed are logins).
+    #[serde(default)]
+    pub flow: Flow,
 }
 
 /// A fresh, unguessable `state` (43 alphanumeric characters, ~256 bits).
@@ -213,9 +306,15 @@ pub fn new_state() -> String {
         .collect()
 }
 
-/// Remembers a new state, dropping expired ones and, past
+/// Remembers a new state for `flow`, dropping expired ones and, past
 /// [`MAX_PENDING_STATES`], the oldest.
-pub fn push_state(pending: &mut Vec<PendingState>, state: String, now_ms: i64, ttl: Duration) {
+pub fn push_state(
+    pending: &mut Vec<PendingState>,
+    state: String,
+    flow: Flow,
+    now_ms: i64,
+    ttl: Duration,
+) {
     let ttl = ttl.as_millis() as i64;
     pending.retain(|p| now_ms - p.issued_at_ms <= ttl);
     while pending.len() >= MAX_PENDING_STATES {
@@ -224,11 +323,13 @@ pub fn push_state(pending: &mut Vec<PendingState>, state: String, now_ms: i64, t
     pending.push(PendingState {
         state,
         issued_at_ms: now_ms,
+        flow,
     });
 }
 
 /// Consumes `given` from the browser's pending states (times in Unix ms): single use (it is
-/// removed whether or not it expired), compared in constant time.
+/// removed whether or not it expired), compared in constant time. Returns
+/// the flow it was issued for.
 ///
 /// # Errors
 /// [`OAuthError::StateInvalid`] when this browser did not issue it (or it was
@@ -238,7 +339,7 @@ pub fn take_state(
     given: &str,
     now_ms: i64,
     ttl: Duration,
-) -> Result<(), OAuthError> {
+) -> Result<Flow, OAuthError> {
     let pos = pending
         .iter()
         .position(|p| bool::from(p.state.as_bytes().ct_eq(given.as_bytes())))
@@ -248,7 +349,7 @@ pub fn take_state(
     if age > ttl.as_millis() as i64 || age < 0 {
         return Err(OAuthError::StateExpired);
     }
-    Ok(())
+    Ok(found.flow)
 }
 
 /// The OAuth client of the Twitch application.
@@ -329,35 +430,59 @@ impl OAuthClient {
         }))
     }
 
-    /// The `/oauth2/authorize` URL for a login carrying `state`.
-    pub fn authorize_url(&self, state: &str) -> url::Url {
+    /// The `/oauth2/authorize` URL for an attempt of `flow` carrying
+    /// `state`: no scopes for a login, [`ALERT_SCOPES`] for "connect
+    /// alerts" (with `force_verify`, so that Twitch shows which account
+    /// grants them).
+    pub fn authorize_url(&self, state: &str, flow: Flow) -> url::Url {
         let state = state.to_owned();
+        let scopes = match flow {
+            Flow::Login => LOGIN_SCOPES,
+            Flow::Connect => ALERT_SCOPES,
+        };
         let mut req = self
             .client
             .authorize_url(move || CsrfToken::new(state))
-            .add_scopes(LOGIN_SCOPES.iter().map(|s| Scope::new((*s).to_owned())));
-        if LOGIN_SCOPES.is_empty() {
+            .add_scopes(scopes.iter().map(|s| Scope::new((*s).to_owned())));
+        if scopes.is_empty() {
             req = req.add_extra_param("scope", "");
+        }
+        if flow == Flow::Connect {
+            req = req.add_extra_param("force_verify", "true");
         }
         req.url().0
     }
 
-    /// Exchanges an authorization code for the viewer's tokens.
+    /// Exchanges an authorization code for the user's tokens.
     ///
     /// # Errors
     /// [`OAuthError::Exchange`] with a reason that names no secret.
-    pub async fn exchange_code(&self, code: &str) -> Result<TokenRecord, OAuthError> {
+    pub async fn exchange_code(&self, code: &str) -> Result<IssuedTokens, OAuthError> {
         let resp = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .request_async(&self.http)
             .await
             .map_err(|e| OAuthError::Exchange(request_error(&e)))?;
-        Ok(TokenRecord {
-            access_token: resp.access_token().secret().clone(),
-            refresh_token: resp.refresh_token().map(|r| r.secret().clone()),
-            validated_at: 0,
-        })
+        Ok(IssuedTokens::from_response(&resp))
+    }
+
+    /// Trades a refresh token for fresh tokens (TWITCH.md §4).
+    ///
+    /// # Errors
+    /// [`OAuthError::RefreshRefused`] when Twitch refuses it (the grant is
+    /// gone), [`OAuthError::Exchange`] when Twitch cannot be asked.
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<IssuedTokens, OAuthError> {
+        match self
+            .client
+            .exchange_refresh_token(&RefreshToken::new(refresh_token.expose_secret().to_owned()))
+            .request_async(&self.http)
+            .await
+        {
+            Ok(resp) => Ok(IssuedTokens::from_response(&resp)),
+            Err(e) if is_refusal(&e) => Err(OAuthError::RefreshRefused),
+            Err(e) => Err(OAuthError::Exchange(request_error(&e))),
+        }
     }
 
     /// Asks `/oauth2/validate` about a token (`Authorization: OAuth …`).
@@ -411,21 +536,16 @@ impl OAuthClient {
         let Some(refresh) = &record.refresh_token else {
             return Revalidation::Ended;
         };
-        let resp = match self
-            .client
-            .exchange_refresh_token(&RefreshToken::new(refresh.clone()))
-            .request_async(&self.http)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) if is_refusal(&e) => return Revalidation::Ended,
-            Err(e) => return Revalidation::Unknown(OAuthError::Exchange(request_error(&e))),
+        let issued = match self.refresh(&SecretString::from(refresh.as_str())).await {
+            Ok(issued) => issued,
+            Err(OAuthError::RefreshRefused) => return Revalidation::Ended,
+            Err(e) => return Revalidation::Unknown(e),
         };
         let fresh = TokenRecord {
-            access_token: resp.access_token().secret().clone(),
-            refresh_token: resp
-                .refresh_token()
-                .map(|r| r.secret().clone())
+            access_token: issued.access_token.expose_secret().to_owned(),
+            refresh_token: issued
+                .refresh_token
+                .map(|r| r.expose_secret().to_owned())
                 .or_else(|| record.refresh_token.clone()),
             validated_at: now,
         };
@@ -457,8 +577,8 @@ mod tests {
     #[test]
     fn a_state_is_single_use() {
         let mut p = Vec::new();
-        push_state(&mut p, "s1".into(), 1000, TTL);
-        assert!(take_state(&mut p, "s1", 1001, TTL).is_ok());
+        push_state(&mut p, "s1".into(), Flow::Login, 1000, TTL);
+        assert_eq!(take_state(&mut p, "s1", 1001, TTL).unwrap(), Flow::Login);
         assert!(matches!(
             take_state(&mut p, "s1", 1002, TTL),
             Err(OAuthError::StateInvalid)
@@ -468,7 +588,7 @@ mod tests {
     #[test]
     fn a_wrong_state_is_invalid_and_an_old_one_expired() {
         let mut p = Vec::new();
-        push_state(&mut p, "s1".into(), 1000, TTL);
+        push_state(&mut p, "s1".into(), Flow::Login, 1000, TTL);
         assert!(matches!(
             take_state(&mut p, "other", 1001, TTL),
             Err(OAuthError::StateInvalid)
@@ -484,12 +604,27 @@ mod tests {
     fn pending_states_are_bounded_and_pruned() {
         let mut p = Vec::new();
         for i in 0..(MAX_PENDING_STATES + 3) {
-            push_state(&mut p, format!("s{i}"), 1000, TTL);
+            push_state(&mut p, format!("s{i}"), Flow::Login, 1000, TTL);
         }
         assert_eq!(p.len(), MAX_PENDING_STATES);
         assert_eq!(p[0].state, "s3");
-        push_state(&mut p, "late".into(), 1_000_000, TTL);
+        push_state(&mut p, "late".into(), Flow::Login, 1_000_000, TTL);
         assert_eq!(p.len(), 1);
+    }
+
+    #[test]
+    fn a_state_tells_which_flow_it_belongs_to() {
+        let mut p = Vec::new();
+        push_state(&mut p, "login".into(), Flow::Login, 1000, TTL);
+        push_state(&mut p, "connect".into(), Flow::Connect, 1000, TTL);
+        assert_eq!(
+            take_state(&mut p, "connect", 1001, TTL).unwrap(),
+            Flow::Connect
+        );
+        assert_eq!(take_state(&mut p, "login", 1001, TTL).unwrap(), Flow::Login);
+        // A state stored before flows existed is a login.
+        let old: PendingState = serde_json::from_str(r#"{"state":"x","issued_at_ms":1}"#).unwrap();
+        assert_eq!(old.flow, Flow::Login);
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //!   failed ones, and learns their broadcasters' logins.
 //! - `mark_revoked` (from the webhook): a revocation is final.
 //! - `sync` / `create` / `delete` for the admin API.
+//! - `ensure_types` / `sync_broadcaster` / `status_of` for "connect alerts"
+//!   (SPEC §8): the alert kinds' subscriptions of one streamer, each with
+//!   its outcome, and the last error of a type that could not be created.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -89,6 +92,25 @@ pub fn condition_for(sub_type: &str, broadcaster_id: &str) -> Value {
     }
 }
 
+/// The scope a subscription of `sub_type` needs from the broadcaster
+/// (TWITCH.md §5); `None` for the types anyone may subscribe to.
+pub fn scope_for(sub_type: &str) -> Option<&'static str> {
+    Some(match sub_type {
+        "channel.follow" => "moderator:read:followers",
+        "channel.subscribe" | "channel.subscription.gift" | "channel.subscription.message" => {
+            "channel:read:subscriptions"
+        }
+        "channel.cheer" => "bits:read",
+        "channel.channel_points_custom_reward_redemption.add" => "channel:read:redemptions",
+        "channel.hype_train.begin" => "channel:read:hype_train",
+        "channel.poll.begin" | "channel.poll.end" => "channel:read:polls",
+        "channel.prediction.begin" => "channel:read:predictions",
+        "channel.ban" => "channel:moderate",
+        "channel.chat.message" => "user:read:chat",
+        _ => return None,
+    })
+}
+
 /// What a subscription of `sub_type` probably costs: 1 for the types that
 /// need no scope, 0 for those that need the broadcaster's grant (TWITCH.md §3.3).
 pub fn estimated_cost(sub_type: &str) -> u64 {
@@ -115,6 +137,9 @@ pub fn parse_type(raw: &str) -> Result<String, SubscriptionError> {
         Err(SubscriptionError::InvalidType(raw.to_owned()))
     }
 }
+
+/// A subscription type and whether making sure of it worked.
+pub type TypeOutcome = (String, Result<(), SubscriptionError>);
 
 /// One subscription as the admin API shows it (SPEC §7.9).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -177,6 +202,9 @@ pub struct ReconcileReport {
 #[derive(Debug, Default)]
 struct Table {
     subs: HashMap<String, TrackedSubscription>,
+    /// (broadcaster id, type) → why its last creation failed; cleared by a
+    /// success. At most `MAX_TRACKED`.
+    errors: HashMap<(String, String), String>,
     /// Ids revoked by a webhook: final, never un-revoked by a later list.
     revoked: HashSet<String>,
     /// (broadcaster id, type) that answered 409 but could not be looked up.
@@ -201,6 +229,42 @@ impl Table {
                         .iter()
                         .any(|id| id == broadcaster_id)
             })
+    }
+
+    /// The subscription of `sub_type` for the broadcaster: a live one if
+    /// any, else the newest known (revoked or failed).
+    fn status_of(&self, broadcaster_id: &str, sub_type: &str) -> Option<&TrackedSubscription> {
+        let mut matching: Vec<&TrackedSubscription> = self
+            .subs
+            .values()
+            .filter(|s| {
+                s.sub_type == sub_type
+                    && condition_broadcaster_ids(&s.condition)
+                        .iter()
+                        .any(|id| id == broadcaster_id)
+            })
+            .collect();
+        matching.sort_by(|a, b| {
+            (is_live(&a.status), &a.created_at, &a.id).cmp(&(
+                is_live(&b.status),
+                &b.created_at,
+                &b.id,
+            ))
+        });
+        matching.last().copied()
+    }
+
+    fn note_error(&mut self, broadcaster_id: &str, sub_type: &str, error: Option<String>) {
+        let key = (broadcaster_id.to_owned(), sub_type.to_owned());
+        match error {
+            Some(e) if self.errors.len() < MAX_TRACKED || self.errors.contains_key(&key) => {
+                self.errors.insert(key, e);
+            }
+            Some(_) => {}
+            None => {
+                self.errors.remove(&key);
+            }
+        }
     }
 
     fn note_costs(&mut self, costs: Costs, added: u64) {
@@ -463,6 +527,89 @@ impl SubscriptionRegistry {
         Ok(out)
     }
 
+    /// Makes sure `types` exist for a streamer now (webhook transport, app
+    /// token), skipping those already live, and says for each type whether
+    /// it worked. Failures are also published to the channel as
+    /// `subscription.error` (SPEC §7.21) and kept for [`Self::status_of`].
+    ///
+    /// # Errors
+    /// [`SubscriptionError`] when the streamer cannot be resolved.
+    #[tracing::instrument(skip(self, types), fields(channel = %streamer))]
+    pub async fn ensure_types(
+        &self,
+        streamer: &ChannelName,
+        types: &[&str],
+    ) -> Result<Vec<TypeOutcome>, SubscriptionError> {
+        let id = match self.resolve(streamer).await {
+            Ok(id) => id,
+            Err(e) => {
+                self.report(streamer, None, &e).await;
+                return Err(e);
+            }
+        };
+        let mut out = Vec::with_capacity(types.len());
+        for sub_type in types {
+            if self.table.read().has_live(&id, sub_type) {
+                out.push(((*sub_type).to_owned(), Ok(())));
+                continue;
+            }
+            let result = self.create_one(&id, sub_type).await.map(|_| ());
+            self.table.write().note_error(
+                &id,
+                sub_type,
+                result.as_ref().err().map(ToString::to_string),
+            );
+            if let Err(e) = &result {
+                self.report(streamer, Some(sub_type), e).await;
+            }
+            out.push(((*sub_type).to_owned(), result));
+        }
+        Ok(out)
+    }
+
+    /// Refreshes what the registry knows of one broadcaster's
+    /// subscriptions from Helix (one filtered list), keeping revoked ones.
+    ///
+    /// # Errors
+    /// [`SubscriptionError::Helix`].
+    pub async fn sync_broadcaster(&self, broadcaster_id: &str) -> Result<(), SubscriptionError> {
+        let list = self.helix.list_for_user(broadcaster_id).await?;
+        let mut table = self.table.write();
+        let revoked = table.revoked.clone();
+        let listed: HashSet<String> = list.iter().map(|s| s.id.clone()).collect();
+        table.subs.retain(|id, s| {
+            listed.contains(id)
+                || revoked.contains(id)
+                || !condition_broadcaster_ids(&s.condition)
+                    .iter()
+                    .any(|b| b == broadcaster_id)
+        });
+        for s in list {
+            if s.callback() == Some(self.helix.callback()) && !revoked.contains(&s.id) {
+                table.insert(s.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// What the registry knows of the broadcaster's subscription of
+    /// `sub_type`: the subscription (live first, else the newest), and why
+    /// its last creation failed, if it did.
+    pub fn status_of(
+        &self,
+        broadcaster_id: &str,
+        sub_type: &str,
+    ) -> (Option<TrackedSubscription>, Option<String>) {
+        let table = self.table.read();
+        (
+            table.status_of(broadcaster_id, sub_type).cloned(),
+            table
+                .errors
+                .get(&(broadcaster_id.to_owned(), sub_type.to_owned()))
+                .cloned(),
+        )
+    }
+
     /// Deletes one subscription on Twitch and forgets it.
     ///
     /// # Errors
@@ -620,6 +767,44 @@ mod tests {
         assert_eq!(version_for("stream.online"), "1");
         assert_eq!(estimated_cost("channel.raid"), 1);
         assert_eq!(estimated_cost("channel.follow"), 0);
+    }
+
+    #[test]
+    fn alert_types_name_the_scope_they_need() {
+        assert_eq!(
+            scope_for("channel.follow"),
+            Some("moderator:read:followers")
+        );
+        assert_eq!(scope_for("channel.cheer"), Some("bits:read"));
+        assert_eq!(
+            scope_for("channel.subscription.gift"),
+            Some("channel:read:subscriptions")
+        );
+        assert_eq!(scope_for("channel.raid"), None);
+        assert_eq!(scope_for("stream.online"), None);
+    }
+
+    #[test]
+    fn the_status_of_a_type_prefers_a_live_subscription() {
+        let mut t = Table::default();
+        let sub = |id: &str, status: &str, created: &str| TrackedSubscription {
+            id: id.into(),
+            sub_type: "channel.cheer".into(),
+            version: "1".into(),
+            status: status.into(),
+            condition: json!({"broadcaster_user_id": "42"}),
+            cost: 0,
+            created_at: created.into(),
+        };
+        t.insert(sub("old", "authorization_revoked", "2026-01-02"));
+        assert_eq!(t.status_of("42", "channel.cheer").unwrap().id, "old");
+        t.insert(sub("new", "enabled", "2026-01-01"));
+        assert_eq!(t.status_of("42", "channel.cheer").unwrap().id, "new");
+        assert!(t.status_of("43", "channel.cheer").is_none());
+        t.note_error("42", "channel.follow", Some("403".into()));
+        assert_eq!(t.errors.len(), 1);
+        t.note_error("42", "channel.follow", None);
+        assert!(t.errors.is_empty());
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod auth_local;
 mod broker_behaviour;
 mod channels;
 mod cli;
+mod connect_alerts;
 mod health;
 mod oauth;
 mod publish;

@@ -4,6 +4,11 @@
 //! `/helix/eventsub/subscriptions` POST/GET/DELETE), backed by state so that
 //! tokens, codes and subscriptions behave as on Twitch (TWITCH.md §3, §4).
 //!
+//! Users grant scopes: a code carries the scopes of the authorize URL it
+//! answers ([`FakeTwitch::authorize`]), tokens carry them (validate lists
+//! them; refresh keeps them), and Helix refuses a scoped subscription type
+//! with 403 unless the condition's user granted its scope (TWITCH.md §5).
+//!
 //! Failure modes are queued per endpoint with [`FakeTwitch::fail_next`]:
 //! a status (5xx, 400…), a 401, or a 429 with `Ratelimit-Reset`. Calls are
 //! counted per endpoint, and [`FakeTwitch::expect`] mounts a wiremock
@@ -74,16 +79,43 @@ pub enum Failure {
     RateLimited { reset_in_secs: u64 },
 }
 
+/// A user access token as the fake knows it.
+#[derive(Debug, Clone)]
+struct UserToken {
+    user: String,
+    scopes: Vec<String>,
+    /// Unix seconds.
+    expires_at: u64,
+}
+
+/// Lifetime of a user access token the fake issues.
+pub const USER_TOKEN_SECS: u64 = 14_124;
+
+/// The scope a subscription type needs (TWITCH.md §5), as Twitch checks it.
+fn required_scope(sub_type: &str) -> Option<&'static str> {
+    Some(match sub_type {
+        "channel.follow" => "moderator:read:followers",
+        "channel.subscribe" | "channel.subscription.gift" | "channel.subscription.message" => {
+            "channel:read:subscriptions"
+        }
+        "channel.cheer" => "bits:read",
+        "channel.channel_points_custom_reward_redemption.add" => "channel:read:redemptions",
+        "channel.hype_train.begin" => "channel:read:hype_train",
+        _ => return None,
+    })
+}
+
 #[derive(Default)]
 struct State {
     users: Vec<(String, String, String)>,
     app_tokens: HashSet<String>,
-    /// token → user id
-    user_tokens: HashMap<String, String>,
-    /// refresh token → user id
-    refresh_tokens: HashMap<String, String>,
-    /// code → user id (single use)
-    codes: HashMap<String, String>,
+    user_tokens: HashMap<String, UserToken>,
+    /// refresh token → (user id, scopes)
+    refresh_tokens: HashMap<String, (String, Vec<String>)>,
+    /// code → (user id, scopes) (single use)
+    codes: HashMap<String, (String, Vec<String>)>,
+    /// user id → scopes the user granted this client (TWITCH.md §3.3).
+    granted: HashMap<String, HashSet<String>>,
     subs: Vec<Value>,
     counter: u64,
     failures: HashMap<Endpoint, VecDeque<Failure>>,
@@ -206,7 +238,43 @@ impl State {
         if self.app_tokens.contains(token) {
             return Some(None);
         }
-        self.user_tokens.get(token).map(|u| Some(u.clone()))
+        self.live_token(token).map(|t| Some(t.user.clone()))
+    }
+
+    /// A user token that exists and has not expired.
+    fn live_token(&self, token: &str) -> Option<&UserToken> {
+        self.user_tokens
+            .get(token)
+            .filter(|t| t.expires_at > now_unix())
+    }
+
+    fn issue_user_token(&mut self, user: &str, scopes: &[String]) -> String {
+        let access = self.next("user-token");
+        self.user_tokens.insert(
+            access.clone(),
+            UserToken {
+                user: user.to_owned(),
+                scopes: scopes.to_vec(),
+                expires_at: now_unix() + USER_TOKEN_SECS,
+            },
+        );
+        access
+    }
+
+    /// True when the condition's users granted what `sub_type` needs.
+    fn authorized_for(&self, sub_type: &str, condition: &Value) -> bool {
+        let Some(scope) = required_scope(sub_type) else {
+            return true;
+        };
+        let user = condition["broadcaster_user_id"].as_str().unwrap_or("");
+        let user = if sub_type == "channel.follow" {
+            condition["moderator_user_id"].as_str().unwrap_or(user)
+        } else {
+            user
+        };
+        self.granted
+            .get(user)
+            .is_some_and(|scopes| scopes.contains(scope))
     }
 }
 
@@ -262,32 +330,32 @@ fn token(st: &mut State, req: &Request) -> ResponseTemplate {
             )
         }
         Some("authorization_code") => {
-            let Some(user) = form.get("code").and_then(|c| st.codes.remove(c)) else {
+            let Some((user, scopes)) = form.get("code").and_then(|c| st.codes.remove(c)) else {
                 return twitch_error(400, "Invalid authorization code");
             };
             if !form.contains_key("redirect_uri") {
                 return twitch_error(400, "Parameter redirect_uri does not match registered URI");
             }
-            let access = st.next("user-token");
+            let access = st.issue_user_token(&user, &scopes);
             let refresh = st.next("refresh-token");
-            st.user_tokens.insert(access.clone(), user.clone());
-            st.refresh_tokens.insert(refresh.clone(), user);
+            st.refresh_tokens
+                .insert(refresh.clone(), (user.clone(), scopes.clone()));
+            st.granted.entry(user).or_default().extend(scopes.clone());
             ResponseTemplate::new(200).set_body_json(json!({
-                "access_token": access, "expires_in": 14_124, "refresh_token": refresh,
-                "scope": ["user:read:email"], "token_type": "bearer"
+                "access_token": access, "expires_in": USER_TOKEN_SECS, "refresh_token": refresh,
+                "scope": scopes, "token_type": "bearer"
             }))
         }
         Some("refresh_token") => {
-            let user = form
+            let grant = form
                 .get("refresh_token")
                 .and_then(|r| st.refresh_tokens.get(r).cloned());
-            match user {
-                Some(user) if st.refresh_works => {
-                    let access = st.next("user-token");
-                    st.user_tokens.insert(access.clone(), user);
+            match grant {
+                Some((user, scopes)) if st.refresh_works => {
+                    let access = st.issue_user_token(&user, &scopes);
                     ResponseTemplate::new(200).set_body_json(json!({
-                        "access_token": access, "expires_in": 14_124,
-                        "refresh_token": form["refresh_token"], "scope": ["user:read:email"],
+                        "access_token": access, "expires_in": USER_TOKEN_SECS,
+                        "refresh_token": form["refresh_token"], "scope": scopes,
                         "token_type": "bearer"
                     }))
                 }
@@ -309,10 +377,13 @@ fn validate(st: &State, req: &Request) -> ResponseTemplate {
         return ResponseTemplate::new(200)
             .set_body_json(json!({"client_id": CLIENT_ID, "scopes": [], "expires_in": 5_000_000}));
     }
-    match st.user_tokens.get(token).and_then(|id| st.user_json(id)) {
+    let Some(t) = st.live_token(token) else {
+        return twitch_error(401, "invalid access token");
+    };
+    match st.user_json(&t.user) {
         Some(u) => ResponseTemplate::new(200).set_body_json(json!({
-            "client_id": CLIENT_ID, "login": u["login"], "scopes": ["user:read:email"],
-            "user_id": u["id"], "expires_in": 5520
+            "client_id": CLIENT_ID, "login": u["login"], "scopes": t.scopes,
+            "user_id": u["id"], "expires_in": t.expires_at.saturating_sub(now_unix())
         })),
         None => twitch_error(401, "invalid access token"),
     }
@@ -370,6 +441,10 @@ fn create_sub(st: &mut State, req: &Request) -> ResponseTemplate {
     let sub_type = body["type"].as_str().unwrap_or("").to_owned();
     if sub_type.is_empty() || body["version"].as_str().is_none() {
         return twitch_error(400, "invalid type or version");
+    }
+    // TWITCH.md §3.2: a scoped type needs the condition user's grant.
+    if !st.authorized_for(&sub_type, &body["condition"]) {
+        return twitch_error(403, "subscription missing proper authorization");
     }
     let cond = non_empty_condition(&body["condition"]);
     if st.subs.iter().any(|s| {
@@ -572,18 +647,80 @@ impl FakeTwitch {
         self.server.verify().await;
     }
 
-    /// The user consented: a one-time authorization code for `login`.
+    /// The user consented: a one-time authorization code for `login`
+    /// (with the scope `user:read:email`).
     pub fn issue_code(&self, login: &str) -> String {
+        self.issue_code_with_scopes(login, &["user:read:email"])
+    }
+
+    /// The user consented to `scopes`: a one-time code for `login`.
+    pub fn issue_code_with_scopes(&self, login: &str, scopes: &[&str]) -> String {
         let mut st = self.state.lock().unwrap();
-        let id = st
-            .users
-            .iter()
-            .find(|u| u.1 == login)
-            .map(|u| u.0.clone())
-            .expect("a known fake user");
+        let id = user_id_of(&st, login);
         let code = st.next("code");
-        st.codes.insert(code.clone(), id);
+        st.codes.insert(
+            code.clone(),
+            (id, scopes.iter().map(|s| (*s).to_owned()).collect()),
+        );
         code
+    }
+
+    /// What Twitch's consent page does: `login` accepts the scopes the
+    /// authorize URL (`location`) asks for. Returns the code and the state
+    /// to send back to the redirect URI.
+    pub fn authorize(&self, location: &str, login: &str) -> (String, String) {
+        let url = reqwest::Url::parse(location).unwrap();
+        assert!(url.path().ends_with("/oauth2/authorize"), "{location}");
+        let q: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        assert_eq!(q["client_id"], CLIENT_ID);
+        assert_eq!(q["response_type"], "code");
+        let scopes: Vec<&str> = q["scope"].split(' ').filter(|s| !s.is_empty()).collect();
+        (
+            self.issue_code_with_scopes(login, &scopes),
+            q["state"].clone(),
+        )
+    }
+
+    /// The scopes `login` has granted this client.
+    pub fn granted_scopes(&self, login: &str) -> HashSet<String> {
+        let st = self.state.lock().unwrap();
+        let id = user_id_of(&st, login);
+        st.granted.get(&id).cloned().unwrap_or_default()
+    }
+
+    /// `login`'s access tokens expire now (refresh still works).
+    pub fn expire_user_tokens(&self, login: &str) {
+        let mut st = self.state.lock().unwrap();
+        let id = user_id_of(&st, login);
+        for t in st.user_tokens.values_mut().filter(|t| t.user == id) {
+            t.expires_at = 0;
+        }
+    }
+
+    /// `login` disconnected the app on Twitch: tokens, refresh tokens and
+    /// grants are gone, and the subscriptions that needed the grant are
+    /// revoked with `authorization_revoked`. Returns those subscriptions.
+    pub fn revoke_grant(&self, login: &str) -> Vec<Value> {
+        let mut st = self.state.lock().unwrap();
+        let id = user_id_of(&st, login);
+        st.user_tokens.retain(|_, t| t.user != id);
+        st.refresh_tokens.retain(|_, (u, _)| *u != id);
+        st.granted.remove(&id);
+        let mut revoked = Vec::new();
+        for sub in &mut st.subs {
+            let sub_type = sub["type"].as_str().unwrap_or("").to_owned();
+            let names_user = sub["condition"]
+                .as_object()
+                .is_some_and(|o| o.values().any(|v| v == id.as_str()));
+            if names_user
+                && required_scope(&sub_type).is_some()
+                && is_live(sub["status"].as_str().unwrap_or(""))
+            {
+                sub["status"] = json!("authorization_revoked");
+                revoked.push(sub.clone());
+            }
+        }
+        revoked
     }
 
     /// Every token ever issued stops working (as after a credential reset).
@@ -640,6 +777,14 @@ impl FakeTwitch {
     pub fn token_forms(&self) -> Vec<HashMap<String, String>> {
         self.state.lock().unwrap().token_forms.clone()
     }
+}
+
+fn user_id_of(st: &State, login: &str) -> String {
+    st.users
+        .iter()
+        .find(|u| u.1 == login)
+        .map(|u| u.0.clone())
+        .expect("a known fake user")
 }
 
 /// Polls `check` every 20 ms until it is true, failing after 5 s.
