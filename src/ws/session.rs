@@ -3,10 +3,12 @@
 //! frames in (RFC 6455 framing by `reader`, the rate limit of SPEC §7.2),
 //! the rest of the outbox written when a full socket drains (otherwise the
 //! worker's flusher writes), server pings, the idle timeout, and the
-//! closes of SPEC §7.18 (1001 shutdown, 1007 not UTF-8, 1008 idle, 1009
-//! oversize, 4008 overflow, and whatever a protocol ends a connection
-//! with). What the text frames mean is the connection's [`Protocol`]: the
-//! viewer protocol of `/ws` (`ws::viewer`), the alert overlay's, a room's.
+//! closes of SPEC §7.18 (1001 shutdown, 1002 a frame RFC 6455 forbids,
+//! 1003 binary, 1007 not UTF-8, 1008 idle, 1009 oversize, 4008 overflow,
+//! the client's own close code echoed, and whatever a protocol ends a
+//! connection with). What the text frames mean is the connection's
+//! [`Protocol`]: the viewer protocol of `/ws` (`ws::viewer`), the alert
+//! overlay's, a room's.
 
 use std::io;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use crate::state::AppState;
 use super::conn::{Conn, Flushed};
 use super::flusher::Flusher;
 use super::rate::RateLimiter;
-use super::reader::{FrameReader, Incoming, ReadError};
+use super::reader::{FrameReader, Incoming};
 
 /// Close code for a viewer that could not keep up (SPEC §5).
 pub const CLOSE_SLOW_CONSUMER: u16 = 4008;
@@ -325,39 +327,31 @@ async fn read_messages<P: Protocol>(
                     Reading::Quiet
                 };
             }
-            // SPEC §7.3: a payload over the limit closes with 1009.
-            Err(ReadError::TooBig) => {
-                return Reading::End(Ending::new(CloseCode::Size, "message too big"));
-            }
-            Err(ReadError::Protocol(e)) => {
-                tracing::debug!(error = %e, "protocol error");
-                return Reading::End(Ending::new(CloseCode::Protocol, "protocol error"));
+            // SPEC §7.3, §7.18: 1009 for a payload over the limit, 1007
+            // for text that is not UTF-8, 1002 for a frame RFC 6455 forbids.
+            Err(e) => {
+                tracing::debug!(error = %e, "client frame refused");
+                return Reading::End(Ending::new(CloseCode::from(e.close_code()), e.reason()));
             }
         };
         heard = true;
         match message {
-            Incoming::Text(bytes) => {
-                let Ok(text) = std::str::from_utf8(&bytes) else {
-                    return Reading::End(Ending::new(CloseCode::Invalid, "text is not UTF-8"));
-                };
+            Incoming::Text(text) => {
                 if rate.allow(Instant::now()) {
                     // Boxed: an op's future may be large and is short-lived.
-                    Box::pin(protocol.text(state, conn, text)).await;
+                    Box::pin(protocol.text(state, conn, &text)).await;
                 } else {
                     // On overflow the loop closes with 4008.
                     let _ = conn.push_text(&protocol.rate_limited(limit));
                 }
             }
-            // RFC 6455 §7.4.1: 1003, the endpoint only takes text.
-            Incoming::Binary => {
-                return Reading::End(Ending::new(
-                    CloseCode::Unsupported,
-                    "binary frames are not supported: send JSON text",
-                ));
-            }
             Incoming::Ping(bytes) => conn.push_control(OpCode::Pong, &bytes),
             Incoming::Pong => {}
-            Incoming::Close => return Reading::End(Ending::new(CloseCode::Normal, "bye")),
+            // RFC 6455 §5.5.1: echo the client's code (1000 when it sent none).
+            Incoming::Close(code) => {
+                let code = code.map_or(CloseCode::Normal, CloseCode::from);
+                return Reading::End(Ending::new(code, ""));
+            }
         }
     }
 }

@@ -19,4 +19,5 @@ mod redis_server;
 mod subscriptions;
 mod webhook;
 mod websocket;
+mod ws_conformance;
 mod ws_transport;

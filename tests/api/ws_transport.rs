@@ -5,100 +5,16 @@
 
 use std::time::Duration;
 
-use actix_codec::Decoder;
-use actix_http::ws::{Codec, Frame, OpCode, Parser};
-use bytes::BytesMut;
-use serde_json::{Value, json};
+use actix_http::ws::{Frame, OpCode};
+use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-use crate::helpers::{TestApp, spawn_app};
+use crate::helpers::raw_ws::{RawWs, client_frame};
+use crate::helpers::spawn_app;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// A byte-level WebSocket client.
-struct RawWs {
-    stream: TcpStream,
-    buf: BytesMut,
-    codec: Codec,
-}
-
-fn client_frame(payload: &[u8], op: OpCode, fin: bool) -> BytesMut {
-    let mut buf = BytesMut::new();
-    Parser::write_message(&mut buf, payload, op, fin, true);
-    buf
-}
-
-impl RawWs {
-    /// Sends the handshake and `early` in one write; returns the client and
-    /// the response head.
-    async fn open(app: &TestApp, early: &[u8]) -> (Self, String) {
-        let mut stream = TcpStream::connect(app.addr).await.unwrap();
-        let cookie = app.cookie_header().unwrap_or_default();
-        let mut req = format!(
-            "GET /ws HTTP/1.1\r\nHost: {}\r\nCookie: {cookie}\r\nUpgrade: websocket\r\n\
-             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-             Sec-WebSocket-Version: 13\r\n\r\n",
-            app.addr
-        )
-        .into_bytes();
-        req.extend_from_slice(early);
-        stream.write_all(&req).await.unwrap();
-        let mut buf = BytesMut::new();
-        let head = loop {
-            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                let head = buf.split_to(end + 4);
-                break String::from_utf8_lossy(&head).into_owned();
-            }
-            let n = tokio::time::timeout(WAIT, stream.read_buf(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(n > 0, "closed before the response head");
-        };
-        let codec = Codec::new().client_mode().max_size(1 << 20);
-        (Self { stream, buf, codec }, head)
-    }
-
-    async fn next_frame(&mut self) -> Option<Frame> {
-        loop {
-            if let Some(frame) = self.codec.decode(&mut self.buf).unwrap() {
-                return Some(frame);
-            }
-            let n = tokio::time::timeout(WAIT, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("a frame within the wait")
-                .unwrap();
-            if n == 0 {
-                return None;
-            }
-        }
-    }
-
-    /// The next text frame as JSON, skipping pings.
-    async fn next_json(&mut self) -> Value {
-        loop {
-            match self.next_frame().await.expect("a frame before the end") {
-                Frame::Text(t) => return serde_json::from_slice(&t).unwrap(),
-                Frame::Ping(_) | Frame::Pong(_) => {}
-                other => panic!("unexpected frame {other:?}"),
-            }
-        }
-    }
-
-    async fn send(&mut self, bytes: &[u8]) {
-        self.stream.write_all(bytes).await.unwrap();
-    }
-
-    /// Reads the welcome, subscribes to `teststreamer` and reads the answer.
-    async fn welcome_and_subscribe(&mut self) {
-        assert_eq!(self.next_json().await["op"], "welcome");
-        let op = br#"{"op":"subscribe","channel":"teststreamer"}"#;
-        self.send(&client_frame(op, OpCode::Text, true)).await;
-        assert_eq!(self.next_json().await["op"], "subscribed");
-    }
-}
 
 #[actix_web::test]
 async fn frames_sent_with_the_upgrade_request_are_read() {
@@ -245,25 +161,4 @@ async fn viewers_that_leave_any_way_leave_nothing_behind() {
         app.metric("eventsub_bridge_deliveries_total", "").await,
         before
     );
-}
-
-#[actix_web::test]
-async fn a_text_frame_that_is_not_utf8_closes_with_1007() {
-    let app = spawn_app(|_| {}).await;
-    app.login_as("viewer").await;
-    let (mut ws, _) = RawWs::open(&app, b"").await;
-    assert_eq!(ws.next_json().await["op"], "welcome");
-    ws.send(&client_frame(&[0xff, 0xfe, b'{'], OpCode::Text, true))
-        .await;
-    loop {
-        match ws.next_frame().await.expect("a close frame before the end") {
-            Frame::Close(reason) => {
-                let code: u16 = reason.expect("a close code").code.into();
-                assert_eq!(code, 1007);
-                break;
-            }
-            Frame::Ping(_) | Frame::Pong(_) => {}
-            other => panic!("unexpected frame {other:?}"),
-        }
-    }
 }

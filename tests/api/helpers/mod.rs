@@ -2,6 +2,7 @@
 //! plus intent methods (sign in, post a signed notification, open /ws).
 
 pub mod fake_twitch;
+pub mod raw_ws;
 pub mod ws_client;
 
 use std::sync::Arc;
