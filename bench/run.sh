@@ -1,27 +1,45 @@
 #!/usr/bin/env bash
-# Benchmark harness for eventsub-bridge (issue 6).
+# Benchmark harness for eventsub-bridge (issues 6 and 14).
 #
 #   bench/run.sh          the standard set, 3 runs per case, writes bench/RESULTS.md
 #   bench/run.sh quick    a small smoke set (100-500 viewers), 1 run per case,
 #                         writes bench/out/<stamp>-quick/RESULTS.md
+#   bench/run.sh growth   only the growth cases (1k/5k/10k/18k viewers on one channel;
+#                         1,000 channels x 10), which the standard set also runs (once each);
+#                         writes bench/out/<stamp>-growth/RESULTS.md and its plots
 #
-# Each run starts a fresh server pinned to CPU 0, waits for /healthz, runs the load
-# generator (bench/loadgen) pinned to CPU 1, then stops the server. Cases named redis-*
-# run in Redis mode instead: two fresh instances sharing one Redis (REDIS_URL) and the
-# same SESSION_KEY, both pinned to CPU 0, viewers split round-robin across them and every
-# message published through the first; each run uses its own channel name, so nothing is
-# flushed and earlier history does not matter. Redis must answer on 127.0.0.1:6379 (the
-# script starts a throw-away `redis-server` there if none does). Logs and raw
-# results go to bench/out/<stamp>-<set>/ (git-ignored). The report is always written;
-# the exit status is non-zero when a run failed or saw loss, duplicates, errors or early
-# closes (missed performance targets alone do not fail it).
+# Every case runs against one or more *targets*, in the same run of this script, with
+# the same load generator (bench/loadgen, pinned to CPU 1):
+#   bridge   a fresh release server pinned to CPU 0 (memory broker)
+#   bun      the peer: bench/peer/bun-server.js, a bare Bun (uWebSockets) pub/sub server
+#            that speaks what the load generator speaks, pinned to CPU 0
+#   redis    two fresh bridge instances sharing one Redis and SESSION_KEY, both pinned
+#            to CPU 0, viewers split round-robin, every message published through the
+#            first; each run uses a channel of its own, so nothing is flushed
+# Runs alternate between the targets (bridge run 1, bun run 1, bridge run 2, ...), so
+# that whatever else the machine does falls on both. Logs and raw results go to
+# bench/out/<stamp>-<set>/ (git-ignored). The report is always written; the exit status
+# is non-zero when a run failed or saw loss, duplicates, errors or early closes (missed
+# performance targets alone do not fail it).
+#
+# Adding a case: one line in CASE_LIST below, "name|targets|loadgen subcommand and its
+# arguments". The script adds, per run: --url URL and --pid PID (once per instance, in
+# the same order), and the environment PUBLISH_TOKEN, EVENTSUB_SECRET, ROOM_SIGNING_KEY,
+# BENCH_CHANNEL (the channel to use: a fresh one per run in Redis mode) and
+# BENCH_REDIS_PID (Redis mode). A new loadgen subcommand takes those and prints
+# `RESULT {json}` with at least "mode" and "ok"; report.py shows any mode it does not
+# know in a generic table (see bench/README.md, "Adding a case").
 #
 # Environment knobs:
-#   REPEATS=N            runs per case (default 3; quick: 1)
+#   REPEATS=N            runs per case and target (default 3; quick and growth: 1)
+#   GROWTH_REPEATS=N     runs per growth case and target (default 1)
 #   CASES="a b"          only these case names (see the tables below)
+#   TARGETS="bridge"     only these targets (default: every target a case names)
 #   SKIP_BUILD=1         do not run cargo build
 #   CARGO_TARGET_DIR     where the server is built (default ./target)
 #   SERVER_BIN=path      server binary (default $CARGO_TARGET_DIR/release/eventsub-bridge)
+#   BUN=path             the Bun binary (default: bench/peer's npm install of
+#                        @oven/bun-linux-x64, installed with npm on first use)
 #   LOADGEN_TARGET_DIR   where loadgen is built (default bench/loadgen/target)
 #   SERVER_CPU / LOADGEN_CPU   CPUs to pin to (default 0 / 1; both Redis-mode instances
 #                        share SERVER_CPU)
@@ -32,9 +50,9 @@ set -euo pipefail
 
 SET=${1:-full}
 case "$SET" in
-full | quick) ;;
+full | quick | growth) ;;
 *)
-  echo "usage: bench/run.sh [full|quick]" >&2
+  echo "usage: bench/run.sh [full|quick|growth]" >&2
   exit 2
   ;;
 esac
@@ -42,29 +60,31 @@ esac
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 
-if [[ $SET == quick ]]; then
-  REPEATS=${REPEATS:-1}
-else
+if [[ $SET == full ]]; then
   REPEATS=${REPEATS:-3}
+else
+  REPEATS=${REPEATS:-1}
 fi
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=${SERVER_BIN:-$TARGET_DIR/release/eventsub-bridge}
 LOADGEN_TARGET_DIR=${LOADGEN_TARGET_DIR:-$ROOT/bench/loadgen/target}
 LOADGEN=$LOADGEN_TARGET_DIR/release/loadgen
+PEER_DIR=$ROOT/bench/peer
+BUN=${BUN:-$PEER_DIR/node_modules/@oven/bun-linux-x64/bin/bun}
 SERVER_CPU=${SERVER_CPU:-0}
 LOADGEN_CPU=${LOADGEN_CPU:-1}
 PORT=${BASE_PORT:-18080}
 STAMP=$(date -u +%Y%m%d-%H%M%S)
 OUT=$ROOT/bench/out/$STAMP-$SET
-if [[ $SET == full ]]; then
-  RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md}
-else
-  RESULTS=${RESULTS:-$OUT/RESULTS.md}
-fi
+case "$SET" in
+full) RESULTS=${RESULTS:-$ROOT/bench/RESULTS.md} ;;
+*) RESULTS=${RESULTS:-$OUT/RESULTS.md} ;;
+esac
 
-# Fixed, benchmark-only credentials: the server runs in local mode on loopback.
-PUBLISH_TOKEN=bench-publish-token
-EVENTSUB_SECRET=bench-eventsub-secret-0123456789
+# Fixed, benchmark-only credentials: the servers run in local mode on loopback.
+export PUBLISH_TOKEN=bench-publish-token
+export EVENTSUB_SECRET=bench-eventsub-secret-0123456789
+export ROOM_SIGNING_KEY=bench-room-signing-key
 CHANNEL=benchchannel
 # Redis mode: the Redis every instance shares, and one SESSION_KEY for all instances (the
 # load generator signs in on each instance anyway).
@@ -73,39 +93,58 @@ BENCH_REDIS_URL=redis://127.0.0.1:$REDIS_PORT
 SESSION_KEY=$(printf 'be0c%.0s' $(seq 1 32)) # 128 hex characters
 REDIS_INSTANCES=2
 
-# name|loadgen arguments (without --url, --pid); redis-* names run in Redis mode.
+# name|targets|loadgen arguments (without --url, --pid).
 # *-slowK cases add K viewers that never read (issue 6: "a slow viewer never raises
 # others' latency"); report.py compares them with the *-4k case of the same shape.
-if [[ $SET == full ]]; then
+# Flat-out cases keep 32 publishes in flight (issue 14's measurement).
+# The growth run (issue 14): flat out, 32 publishes in flight, about a million deliveries
+# per case; the channels-* pair has the same 10,000 viewers and deliveries either way
+# (growth-10000 is also 1 channel x 10,000). One run each (GROWTH_REPEATS).
+GROWTH_CASES=(
+  "growth-1000|bridge bun|fanout --viewers 1000 --messages 1000 --bytes 256 --rate 0 --publishers 32"
+  "growth-5000|bridge bun|fanout --viewers 5000 --messages 200 --bytes 256 --rate 0 --publishers 32"
+  "growth-10000|bridge bun|fanout --viewers 10000 --messages 100 --bytes 256 --rate 0 --publishers 32"
+  "growth-18000|bridge bun|fanout --viewers 18000 --messages 60 --bytes 256 --rate 0 --publishers 32"
+  "channels-1000x10|bridge bun|fanout --viewers 10000 --channels 1000 --messages 100000 --bytes 256 --rate 0 --publishers 32"
+)
+GROWTH_REPEATS=${GROWTH_REPEATS:-1}
+is_growth() { [[ $1 == growth-* || $1 == channels-* ]]; }
+
+case "$SET" in
+full)
   CASE_LIST=(
-    "fanout-1000x200-50ps|fanout --viewers 1000 --messages 200 --bytes 256 --rate 50"
-    "fanout-1000x200-50ps-4k|fanout --viewers 1000 --messages 200 --bytes 4096 --rate 50"
-    "fanout-1000x200-50ps-slow10|fanout --viewers 1000 --messages 200 --bytes 4096 --rate 50 --slow-viewers 10"
-    "fanout-5000x50-10ps|fanout --viewers 5000 --messages 50 --bytes 256 --rate 10"
-    "fanout-1000x1000-flat|fanout --viewers 1000 --messages 1000 --bytes 256 --rate 0"
-    "redis-fanout-1000x200-50ps|fanout --viewers 1000 --messages 200 --bytes 256 --rate 50"
-    "redis-fanout-1000x1000-flat|fanout --viewers 1000 --messages 1000 --bytes 256 --rate 0"
-    "ingest-20000-c64|ingest --count 20000 --concurrency 64"
-    "idle-10000|idle --viewers 10000 --seconds 10"
+    "fanout-1000x200-50ps|bridge bun|fanout --viewers 1000 --messages 200 --bytes 256 --rate 50"
+    "fanout-1000x200-50ps-4k|bridge bun|fanout --viewers 1000 --messages 200 --bytes 4096 --rate 50"
+    "fanout-1000x200-50ps-slow10|bridge bun|fanout --viewers 1000 --messages 200 --bytes 4096 --rate 50 --slow-viewers 10"
+    "fanout-5000x50-10ps|bridge bun|fanout --viewers 5000 --messages 50 --bytes 256 --rate 10"
+    "fanout-1000x1000-flat|bridge bun|fanout --viewers 1000 --messages 1000 --bytes 256 --rate 0 --publishers 32"
+    "redis-fanout-1000x200-50ps|redis|fanout --viewers 1000 --messages 200 --bytes 256 --rate 50"
+    "redis-fanout-1000x1000-flat|redis|fanout --viewers 1000 --messages 1000 --bytes 256 --rate 0 --publishers 32"
+    "ingest-20000-c64|bridge bun|ingest --count 20000 --concurrency 64"
+    "idle-10000|bridge bun|idle --viewers 10000 --seconds 10"
+    "${GROWTH_CASES[@]}"
   )
-else
+  ;;
+quick)
   CASE_LIST=(
-    "fanout-100x100-50ps|fanout --viewers 100 --messages 100 --bytes 256 --rate 50"
-    "fanout-100x100-50ps-4k|fanout --viewers 100 --messages 100 --bytes 4096 --rate 50"
-    "fanout-100x100-50ps-slow5|fanout --viewers 100 --messages 100 --bytes 4096 --rate 50 --slow-viewers 5"
-    "fanout-100x200-flat|fanout --viewers 100 --messages 200 --bytes 256 --rate 0"
-    "redis-fanout-100x100-50ps|fanout --viewers 100 --messages 100 --bytes 256 --rate 50"
-    "redis-fanout-100x200-flat|fanout --viewers 100 --messages 200 --bytes 256 --rate 0"
-    "ingest-2000-c16|ingest --count 2000 --concurrency 16"
-    "idle-500|idle --viewers 500 --seconds 2"
+    "fanout-100x100-50ps|bridge bun|fanout --viewers 100 --messages 100 --bytes 256 --rate 50"
+    "fanout-100x100-50ps-4k|bridge bun|fanout --viewers 100 --messages 100 --bytes 4096 --rate 50"
+    "fanout-100x100-50ps-slow5|bridge bun|fanout --viewers 100 --messages 100 --bytes 4096 --rate 50 --slow-viewers 5"
+    "fanout-100x200-flat|bridge bun|fanout --viewers 100 --messages 200 --bytes 256 --rate 0 --publishers 32"
+    "redis-fanout-100x100-50ps|redis|fanout --viewers 100 --messages 100 --bytes 256 --rate 50"
+    "redis-fanout-100x200-flat|redis|fanout --viewers 100 --messages 200 --bytes 256 --rate 0 --publishers 32"
+    "ingest-2000-c16|bridge bun|ingest --count 2000 --concurrency 16"
+    "idle-500|bridge bun|idle --viewers 500 --seconds 2"
   )
-fi
+  ;;
+growth) CASE_LIST=("${GROWTH_CASES[@]}") ;;
+esac
 
 mkdir -p "$OUT"
 : >"$OUT/results.jsonl"
 : >"$OUT/commands.txt"
 
-# Raise our open-files limit so that the server (a child) inherits it.
+# Raise our open-files limit so that the servers (children) inherit it.
 ulimit -n "$(ulimit -Hn)"
 
 # The servers of the current run (one, or REDIS_INSTANCES in Redis mode).
@@ -130,6 +169,25 @@ trap 'stop_server; exit 130' INT TERM
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
+selected() { [[ -z ${CASES:-} || " $CASES " == *" $1 "* ]]; }
+# The targets of a case entry, less those TARGETS leaves out.
+targets_of() {
+  local t out=()
+  for t in $1; do
+    [[ -z ${TARGETS:-} || " $TARGETS " == *" $t "* ]] && out+=("$t")
+  done
+  echo "${out[*]}"
+}
+want_target() {
+  local entry rest name
+  for entry in "${CASE_LIST[@]}"; do
+    name=${entry%%|*}
+    rest=${entry#*|}
+    selected "$name" && [[ " $(targets_of "${rest%%|*}") " == *" $1 "* ]] && return 0
+  done
+  return 1
+}
+
 if [[ ${SKIP_BUILD:-0} != 1 ]]; then
   log "building the server (cargo build --release)"
   cargo build --release --quiet
@@ -143,11 +201,25 @@ for bin in "$SERVER_BIN" "$LOADGEN"; do
     exit 1
   }
 done
+if want_target bun && [[ ! -x $BUN ]]; then
+  command -v npm >/dev/null || {
+    echo "the Bun peer needs npm (to install @oven/bun-linux-x64), or BUN=path" >&2
+    exit 1
+  }
+  log "installing the Bun peer (npm ci in bench/peer)"
+  npm ci --prefix "$PEER_DIR" --no-audit --no-fund --silent
+  [[ -x $BUN ]] || {
+    echo "no Bun binary at $BUN after npm ci" >&2
+    exit 1
+  }
+fi
+BUN_VERSION=
+want_target bun && BUN_VERSION=$("$BUN" --version)
 
-SERVER_CMD_SHOWN="taskset -c $SERVER_CPU env BIND=127.0.0.1:PORT PUBLISH_TOKEN=$PUBLISH_TOKEN EVENTSUB_SECRET=$EVENTSUB_SECRET RUST_LOG=warn ${SERVER_BIN#"$ROOT"/} serve"
-echo "server: $SERVER_CMD_SHOWN  (ulimit -n $(ulimit -n))" >>"$OUT/commands.txt"
-
-is_redis_case() { [[ $1 == redis-* ]]; }
+{
+  echo "bridge: taskset -c $SERVER_CPU env BIND=127.0.0.1:PORT PUBLISH_TOKEN=$PUBLISH_TOKEN EVENTSUB_SECRET=$EVENTSUB_SECRET ROOM_SIGNING_KEY=$ROOM_SIGNING_KEY RUST_LOG=warn ${SERVER_BIN#"$ROOT"/} serve  (ulimit -n $(ulimit -n))"
+  [[ -n $BUN_VERSION ]] && echo "bun: taskset -c $SERVER_CPU env BIND=127.0.0.1:PORT PUBLISH_TOKEN=$PUBLISH_TOKEN EVENTSUB_SECRET=$EVENTSUB_SECRET ${BUN#"$ROOT"/} bench/peer/bun-server.js  (Bun $BUN_VERSION)"
+} >>"$OUT/commands.txt"
 
 redis_cli() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" "$@"; }
 
@@ -179,19 +251,22 @@ ensure_redis() {
   log "Redis $(redis_cli info server 2>/dev/null | tr -d '\r' | awk -F: '$1 == "redis_version" {print $2}') on port $REDIS_PORT (pid ${REDIS_PID:-unknown})"
 }
 
-# start_server PORT LOGFILE [redis]: starts one instance (in Redis mode with "redis"),
-# adds its PID to SERVER_PIDS and waits until it is ready.
+# start_server TARGET PORT LOGFILE: starts one instance of TARGET (bridge, bun, or a
+# Redis-mode bridge for redis), adds its PID to SERVER_PIDS and waits until it is ready.
 start_server() {
-  local port=$1 logfile=$2 redis=${3:-} pid ready=/healthz
+  local target=$1 port=$2 logfile=$3 pid ready=/healthz
   local -a mode_env=(-u REDIS_URL -u SESSION_KEY)
-  if [[ $redis == redis ]]; then
+  local -a cmd=("$SERVER_BIN" serve)
+  case "$target" in
+  redis)
     mode_env=(REDIS_URL="$BENCH_REDIS_URL" SESSION_KEY="$SESSION_KEY")
     ready=/readyz # 200 once Redis and the pub/sub connection are up
-  fi
+    ;;
+  bun) cmd=("$BUN" "$PEER_DIR/bun-server.js") ;;
+  esac
   taskset -c "$SERVER_CPU" env -u TWITCH_CLIENT_ID -u TWITCH_CLIENT_SECRET \
-    -u ADMIN_TOKEN -u PUBLIC_URL "${mode_env[@]}" \
-    BIND="127.0.0.1:$port" PUBLISH_TOKEN="$PUBLISH_TOKEN" EVENTSUB_SECRET="$EVENTSUB_SECRET" \
-    RUST_LOG=warn "$SERVER_BIN" serve >"$logfile" 2>&1 &
+    -u ADMIN_TOKEN -u PUBLIC_URL "${mode_env[@]}" BIND="127.0.0.1:$port" RUST_LOG=warn \
+    "${cmd[@]}" >"$logfile" 2>&1 &
   pid=$!
   SERVER_PIDS+=("$pid")
   for _ in $(seq 1 300); do
@@ -213,17 +288,10 @@ server_hwm_kb() {
   awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
-want_redis=0
-for entry in "${CASE_LIST[@]}"; do
-  name=${entry%%|*}
-  if is_redis_case "$name" && [[ -z ${CASES:-} || " $CASES " == *" $name "* ]]; then
-    want_redis=1
-  fi
-done
 REDIS_OK=1
-if [[ $want_redis == 1 ]]; then
+if want_target redis; then
   ensure_redis || REDIS_OK=0
-  echo "redis-* cases: $REDIS_INSTANCES instances as above plus REDIS_URL=$BENCH_REDIS_URL SESSION_KEY=<fixed 128 hex>, each taskset -c $SERVER_CPU; ready when /readyz answers 200" >>"$OUT/commands.txt"
+  echo "redis: $REDIS_INSTANCES bridge instances as above plus REDIS_URL=$BENCH_REDIS_URL SESSION_KEY=<fixed 128 hex>, each taskset -c $SERVER_CPU; ready when /readyz answers 200" >>"$OUT/commands.txt"
 fi
 
 LOADAVG_START=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -234,98 +302,86 @@ log "host calibration: $CALIBRATION"
 FAILED=0
 for entry in "${CASE_LIST[@]}"; do
   name=${entry%%|*}
-  args=${entry#*|}
-  if [[ -n ${CASES:-} && " $CASES " != *" $name "* ]]; then
-    continue
-  fi
-  mode=${args%% *}
+  rest=${entry#*|}
+  args=${rest#*|}
+  selected "$name" || continue
+  read -r -a targets <<<"$(targets_of "${rest%%|*}")"
+  [[ ${#targets[@]} -gt 0 ]] || continue
   read -r -a argv <<<"$args"
-  case "$mode" in
-  fanout) extra=(--publish-token "$PUBLISH_TOKEN" --channel "$CHANNEL") ;;
-  ingest) extra=(--secret "$EVENTSUB_SECRET" --channel "$CHANNEL") ;;
-  idle) extra=(--channel "$CHANNEL") ;;
-  *) extra=() ;;
-  esac
-  instances=1
-  if is_redis_case "$name"; then
-    instances=$REDIS_INSTANCES
-  fi
-  if [[ $instances == 1 ]]; then
-    echo "$name: taskset -c $LOADGEN_CPU ${LOADGEN#"$ROOT"/} ${argv[*]} --url http://127.0.0.1:PORT ${extra[*]} --pid SERVER_PID" >>"$OUT/commands.txt"
-  else
-    echo "$name: taskset -c $LOADGEN_CPU ${LOADGEN#"$ROOT"/} ${argv[*]} --url http://127.0.0.1:PORT1 --url http://127.0.0.1:PORT2 --publish-url http://127.0.0.1:PORT1 ${extra[*]/#$CHANNEL/CHANNEL} --pid SERVER_PID1 --pid SERVER_PID2 --redis-pid REDIS_PID  (CHANNEL = bench_HHMMSS_PORT1, new per run)" >>"$OUT/commands.txt"
-  fi
-
-  for run in $(seq 1 "$REPEATS"); do
-    ports=()
-    for _ in $(seq 1 "$instances"); do
-      PORT=$((PORT + 1))
-      ports+=("$PORT")
-    done
-    log "$name run $run/$REPEATS (port${ports[1]:+s} ${ports[*]})"
-    started=1
-    if [[ $instances != 1 && $REDIS_OK != 1 ]]; then
-      started=0
-    elif [[ $instances == 1 ]]; then
-      start_server "${ports[0]}" "$OUT/server-$name-$run.log" || started=0
+  for target in "${targets[@]}"; do
+    if [[ $target == redis ]]; then
+      echo "$name [redis]: taskset -c $LOADGEN_CPU ${LOADGEN#"$ROOT"/} ${argv[*]} --url http://127.0.0.1:PORT1 --url http://127.0.0.1:PORT2 --pid SERVER_PID1 --pid SERVER_PID2  (BENCH_CHANNEL=bench_HHMMSS_PORT1, new per run; BENCH_REDIS_PID=REDIS_PID)" >>"$OUT/commands.txt"
     else
+      echo "$name [$target]: taskset -c $LOADGEN_CPU ${LOADGEN#"$ROOT"/} ${argv[*]} --url http://127.0.0.1:PORT --pid SERVER_PID  (BENCH_CHANNEL=$CHANNEL)" >>"$OUT/commands.txt"
+    fi
+  done
+
+  runs=$REPEATS
+  is_growth "$name" && runs=$GROWTH_REPEATS
+  for run in $(seq 1 "$runs"); do
+    for target in "${targets[@]}"; do
+      instances=1
+      [[ $target == redis ]] && instances=$REDIS_INSTANCES
+      ports=()
+      for _ in $(seq 1 "$instances"); do
+        PORT=$((PORT + 1))
+        ports+=("$PORT")
+      done
+      log "$name [$target] run $run/$runs (port${ports[1]:+s} ${ports[*]})"
+      started=1
+      if [[ $target == redis && $REDIS_OK != 1 ]]; then
+        started=0
+      else
+        for k in "${!ports[@]}"; do
+          start_server "$target" "${ports[$k]}" "$OUT/server-$name-$target-$run-i$k.log" || {
+            started=0
+            break
+          }
+        done
+      fi
+      if [[ $started == 0 ]]; then
+        FAILED=1
+        why="server did not start"
+        [[ $target == redis && $REDIS_OK != 1 ]] && why="no Redis on port $REDIS_PORT"
+        python3 -c 'import json,sys; print(json.dumps({"case":sys.argv[1],"target":sys.argv[2],"run":int(sys.argv[3]),"result":{"ok":False,"error":sys.argv[4]}}))' \
+          "$name" "$target" "$run" "$why" >>"$OUT/results.jsonl"
+        stop_server
+        continue
+      fi
+      urls=()
+      pids=()
       for k in "${!ports[@]}"; do
-        start_server "${ports[$k]}" "$OUT/server-$name-$run-i$k.log" redis || {
-          started=0
-          break
-        }
+        urls+=(--url "http://127.0.0.1:${ports[$k]}")
+        pids+=(--pid "${SERVER_PIDS[$k]}")
       done
-    fi
-    if [[ $started == 0 ]]; then
-      FAILED=1
-      why="server did not start"
-      [[ $instances != 1 && $REDIS_OK != 1 ]] && why="no Redis on port $REDIS_PORT"
-      python3 -c 'import json,sys; print(json.dumps({"case":sys.argv[1],"run":int(sys.argv[2]),"result":{"ok":False,"error":sys.argv[3]}}))' \
-        "$name" "$run" "$why" >>"$OUT/results.jsonl"
+      channel=$CHANNEL
+      # Redis mode: a channel of its own per run (1-25 of a-z 0-9 _), no earlier history.
+      [[ $target == redis ]] && channel=bench_${STAMP:9:6}_${ports[0]}
+      log_file=$OUT/$name-$target-$run.log
+      run_env=(BENCH_CHANNEL="$channel")
+      [[ $target == redis && -n $REDIS_PID ]] && run_env+=(BENCH_REDIS_PID="$REDIS_PID")
+      rc=0
+      env "${run_env[@]}" taskset -c "$LOADGEN_CPU" "$LOADGEN" "${argv[@]}" "${urls[@]}" "${pids[@]}" \
+        >"$log_file" 2>&1 || rc=$?
+      hwms=()
+      alive=1
+      for pid in "${SERVER_PIDS[@]}"; do
+        hwms+=("$(server_hwm_kb "$pid")")
+        kill -0 "$pid" 2>/dev/null || alive=0
+      done
+      hwm=$(IFS=,; echo "${hwms[*]}")
       stop_server
-      continue
-    fi
-    urls=()
-    pids=()
-    for k in "${!ports[@]}"; do
-      urls+=(--url "http://127.0.0.1:${ports[$k]}")
-      pids+=(--pid "${SERVER_PIDS[$k]}")
-    done
-    run_extra=("${extra[@]}")
-    channel=
-    if [[ $instances != 1 ]]; then
-      # A channel of its own per run (1-25 of a-z 0-9 _): no earlier history to meet.
-      channel=bench_${STAMP:9:6}_${ports[0]}
-      run_extra=()
-      for x in "${extra[@]}"; do
-        [[ $x == "$CHANNEL" ]] && x=$channel
-        run_extra+=("$x")
-      done
-      run_extra+=(--publish-url "http://127.0.0.1:${ports[0]}")
-      [[ -n $REDIS_PID ]] && run_extra+=(--redis-pid "$REDIS_PID")
-    fi
-    rc=0
-    taskset -c "$LOADGEN_CPU" "$LOADGEN" "${argv[@]}" "${urls[@]}" \
-      "${run_extra[@]}" "${pids[@]}" >"$OUT/$name-$run.log" 2>&1 || rc=$?
-    hwms=()
-    alive=1
-    for pid in "${SERVER_PIDS[@]}"; do
-      hwms+=("$(server_hwm_kb "$pid")")
-      kill -0 "$pid" 2>/dev/null || alive=0
-    done
-    hwm=$(IFS=,; echo "${hwms[*]}")
-    stop_server
-    if [[ -n $channel ]]; then
-      # Drop this run's history stream (default key prefix esb); nothing else is touched.
-      redis_cli del "esb:ch:$channel" >/dev/null 2>&1 || true
-    fi
-    { grep -v '^RESULT ' "$OUT/$name-$run.log" || true; } | sed 's/^/    /'
-    result=$({ grep '^RESULT ' "$OUT/$name-$run.log" || true; } | tail -1 | cut -c8-)
-    [[ -n $result ]] || result='{"ok":false,"error":"no RESULT line"}'
-    [[ $rc == 0 && $alive == 1 ]] || FAILED=1
-    python3 -c '
+      if [[ $target == redis ]]; then
+        # Drop this run's history stream (default key prefix esb); nothing else is touched.
+        redis_cli del "esb:ch:$channel" >/dev/null 2>&1 || true
+      fi
+      { grep -v '^RESULT ' "$log_file" || true; } | sed 's/^/    /'
+      result=$({ grep '^RESULT ' "$log_file" || true; } | tail -1 | cut -c8-)
+      [[ -n $result ]] || result='{"ok":false,"error":"no RESULT line"}'
+      [[ $rc == 0 && $alive == 1 ]] || FAILED=1
+      python3 -c '
 import json, sys
-name, run, rc, hwm, alive, result, instances = sys.argv[1:8]
+name, target, run, rc, hwm, alive, result, instances = sys.argv[1:9]
 try:
     r = json.loads(result)
 except ValueError:
@@ -337,9 +393,10 @@ r["server_peak_rss_kb"] = sum(each)  # summed over the instances
 if len(each) > 1:
     r["server_peak_rss_kb_each"] = each
 r["server_alive_after"] = alive == "1"
-print(json.dumps({"case": name, "run": int(run), "result": r}))
-' "$name" "$run" "$rc" "$hwm" "$alive" "$result" "$instances" >>"$OUT/results.jsonl"
-    [[ $alive == 1 ]] || log "a server was not running at the end of $name run $run (see $OUT/server-$name-$run*.log)"
+print(json.dumps({"case": name, "target": target, "run": int(run), "result": r}))
+' "$name" "$target" "$run" "$rc" "$hwm" "$alive" "$result" "$instances" >>"$OUT/results.jsonl"
+      [[ $alive == 1 ]] || log "a server was not running at the end of $name [$target] run $run (see $OUT/server-$name-$target-$run-*.log)"
+    done
   done
 done
 
@@ -355,7 +412,8 @@ python3 "$ROOT/bench/report.py" \
   --set "$SET" --repeats "$REPEATS" --commit "$COMMIT" \
   --date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --nproc "$(nproc)" --cpu "$CPU_MODEL" \
   --mem-kb "$MEM_KB" --kernel "$(uname -r)" --server-cpu "$SERVER_CPU" --loadgen-cpu "$LOADGEN_CPU" \
-  --loadavg "$LOADAVG_START" --calibration "${CALIBRATION:-}"
+  --loadavg "$LOADAVG_START" --loadavg-end "$(cut -d' ' -f1-3 /proc/loadavg)" \
+  --calibration "${CALIBRATION:-}" --bun-version "${BUN_VERSION:-}"
 log "wrote ${RESULTS#"$ROOT"/} (raw results and logs in ${OUT#"$ROOT"/})"
 cat "$RESULTS"
 exit "$FAILED"

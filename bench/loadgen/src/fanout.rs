@@ -13,7 +13,7 @@ use tokio::sync::Semaphore;
 
 use crate::common::{
     Dialer, Errors, Target, WsClient, cpu_seconds, fmt_latency, http_client, latency_summary,
-    now_ns, raise_nofile, round2, sign_in_many,
+    now_ns, raise_nofile, round2, rss_bytes, sign_in_many,
 };
 use crate::slow::SlowViewers;
 use crate::viewers::{Fleet, Instance};
@@ -47,9 +47,14 @@ pub struct FanoutArgs {
     /// Bearer token for POST /api/publish (the server's PUBLISH_TOKEN).
     #[arg(long, env = "PUBLISH_TOKEN")]
     pub publish_token: String,
-    /// Channel every viewer subscribes to and every message goes to.
-    #[arg(long, default_value = "benchchannel")]
+    /// Channel every viewer subscribes to and every message goes to (with `--channels`
+    /// above 1, the prefix of the channels' names: `{channel}_{k}`).
+    #[arg(long, env = "BENCH_CHANNEL", default_value = "benchchannel")]
     pub channel: String,
+    /// Channels to spread viewers and messages over: viewer i watches channel i mod N and
+    /// message s goes to channel s mod N (so each message reaches viewers / N viewers).
+    #[arg(long, default_value_t = 1)]
+    pub channels: usize,
     /// Concurrent publishers (HTTP connections) when flat out; the in-flight cap when paced.
     #[arg(long, default_value_t = 4)]
     pub publishers: usize,
@@ -80,7 +85,7 @@ pub struct FanoutArgs {
     #[arg(long = "pid", value_name = "PID")]
     pub pids: Vec<u32>,
     /// PID of the Redis server (Redis mode): reports its CPU time over the same interval.
-    #[arg(long, value_name = "PID")]
+    #[arg(long, value_name = "PID", env = "BENCH_REDIS_PID")]
     pub redis_pid: Option<u32>,
     /// Extra viewers that subscribe like the others and then never read their socket again
     /// (the connection stays open and the kernel buffers fill). Not counted in deliveries,
@@ -131,6 +136,10 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
             a.urls.len()
         );
     }
+    if a.channels == 0 {
+        bail!("--channels must be at least 1");
+    }
+    let channel_names = channel_names(&a.channel, a.channels);
     let n_inst = a.urls.len();
     let mut targets = Vec::with_capacity(n_inst);
     for url in &a.urls {
@@ -157,7 +166,7 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         })
         .collect();
     println!(
-        "fanout: {} viewers x {} messages of ~{} B at {} on channel {} ({} source address(es) per instance, nofile {nofile})",
+        "fanout: {} viewers x {} messages of ~{} B at {} on {} ({} source address(es) per instance, nofile {nofile})",
         a.viewers,
         a.messages,
         a.bytes,
@@ -166,7 +175,11 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         } else {
             "flat out".to_string()
         },
-        a.channel,
+        if a.channels == 1 {
+            format!("channel {}", a.channel)
+        } else {
+            format!("{} channels {}_0..", a.channels, a.channel)
+        },
         dialers[0].source_count()
     );
     if n_inst > 1 || a.publish_url.is_some() {
@@ -210,9 +223,11 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         });
     }
 
+    // The servers' memory before any viewer connects (after the sign-ins).
+    let rss_before: Option<Vec<u64>> = a.pids.iter().map(|&p| rss_bytes(p).ok()).collect();
     let mut fleet = Fleet::spawn(
         &instances,
-        &a.channel,
+        &channel_names,
         a.viewers,
         a.messages,
         a.connect_concurrency,
@@ -229,9 +244,22 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         let _ = fleet.finish().await;
         bail!("no viewer could connect and subscribe");
     }
+    let rss_subscribed: Option<Vec<u64>> = a.pids.iter().map(|&p| rss_bytes(p).ok()).collect();
+    let bytes_per_connection = match (&rss_before, &rss_subscribed) {
+        (Some(b), Some(s)) if !b.is_empty() => {
+            let grown: i64 = s.iter().zip(b).map(|(s, b)| *s as i64 - *b as i64).sum();
+            Some((grown as f64 / ready.connected as f64).round())
+        }
+        _ => None,
+    };
+    if let Some(per) = bytes_per_connection {
+        println!(
+            "server memory per subscribed viewer (RSS growth while they connected): {per:.0} bytes"
+        );
+    }
     // Opened after the measured viewers, so their connect time is not affected.
     let slow = if a.slow_viewers > 0 {
-        let s = SlowViewers::open(&instances, &a.channel, a.slow_viewers, a.viewers).await;
+        let s = SlowViewers::open(&instances, &channel_names[0], a.slow_viewers, a.viewers).await;
         println!(
             "slow viewers: {} of {} subscribed; they never read again",
             s.connected(),
@@ -247,7 +275,7 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     let redis_cpu_before = a.redis_pid.and_then(cpu_seconds);
     let self_cpu_before = cpu_seconds(std::process::id());
     let measure_start = Instant::now();
-    let publish = publish_all(&a, &client, &publish_target).await;
+    let publish = publish_all(&a, &channel_names, &client, &publish_target).await;
     let publish_end = Instant::now();
     let accepted_count = publish.accepted.iter().filter(|x| **x).count() as u64;
     println!(
@@ -256,8 +284,20 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
     );
     publish.errors.print("publish error");
 
-    // Drain: until every connected viewer has every accepted message or has gone away.
-    let target_total = ready.connected * accepted_count;
+    // Drain: until every connected viewer has every accepted message of its channel or
+    // has gone away.
+    let mut accepted_per_channel = vec![0u64; a.channels];
+    for (seq, acc) in publish.accepted.iter().enumerate() {
+        if *acc {
+            accepted_per_channel[seq % a.channels] += 1;
+        }
+    }
+    let target_total: u64 = ready
+        .per_channel
+        .iter()
+        .zip(&accepted_per_channel)
+        .map(|(viewers, acc)| viewers * acc)
+        .sum();
     let drain_deadline = publish_end + Duration::from_secs_f64(a.drain_timeout);
     let progress = fleet.progress.clone();
     let mut drained = true;
@@ -326,9 +366,10 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         if matches!(o.end, crate::viewers::End::NotConnected) {
             continue;
         }
+        let mine = accepted_per_channel[o.share.channel];
         let pi = &mut per[o.instance.min(n_inst - 1)];
         pi.connected += 1;
-        pi.expected += accepted_count;
+        pi.expected += mine;
         pi.duplicated += o.dups;
         if o.end.early() {
             pi.closed_early += 1;
@@ -342,17 +383,16 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         if o.end.early() {
             closed_early += 1;
         }
-        expected += accepted_count;
-        let got: u64 = publish
-            .accepted
-            .iter()
-            .enumerate()
-            .filter(|(i, acc)| **acc && o.has(*i))
+        expected += mine;
+        let got = o
+            .share
+            .seqs()
+            .filter(|&seq| publish.accepted[seq] && o.has(seq))
             .count() as u64;
         received_accepted += got;
         pi.received += got;
-        pi.lost += accepted_count - got;
-        if got < accepted_count {
+        pi.lost += mine - got;
+        if got < mine {
             viewers_with_loss += 1;
         }
         if o.dups > 0 {
@@ -490,6 +530,10 @@ pub async fn run(a: FanoutArgs) -> Result<serde_json::Value> {
         "bytes": a.bytes,
         "rate": a.rate,
         "channel": a.channel,
+        "channels": a.channels,
+        "rss_before": rss_before.as_ref().map(|v| v.iter().sum::<u64>()),
+        "rss_subscribed": rss_subscribed.as_ref().map(|v| v.iter().sum::<u64>()),
+        "bytes_per_connection": bytes_per_connection,
         "urls": targets.iter().map(|t| t.base.as_str()).collect::<Vec<_>>(),
         "publish_url": publish_target.base,
         "instances": instances_json,
@@ -563,10 +607,20 @@ fn digits(mut n: u64) -> usize {
     d
 }
 
+/// The channels of a run: `channel` itself, or `{channel}_{k}` for k < `count`.
+fn channel_names(channel: &str, count: usize) -> Vec<String> {
+    if count <= 1 {
+        vec![channel.to_string()]
+    } else {
+        (0..count).map(|k| format!("{channel}_{k}")).collect()
+    }
+}
+
 struct Shared {
     url: String,
     bearer: String,
-    channel: String,
+    /// Message `seq` goes to `channels[seq % channels.len()]`.
+    channels: Vec<String>,
     bytes: usize,
     pad: String,
 }
@@ -579,7 +633,8 @@ enum One {
 async fn publish_one(client: &reqwest::Client, s: &Shared, seq: usize) -> One {
     let sent = now_ns();
     let start = Instant::now();
-    let b = body(&s.channel, seq, sent, s.bytes, &s.pad);
+    let channel = &s.channels[seq % s.channels.len()];
+    let b = body(channel, seq, sent, s.bytes, &s.pad);
     let r = client
         .post(&s.url)
         .header(AUTHORIZATION, &s.bearer)
@@ -597,11 +652,16 @@ async fn publish_one(client: &reqwest::Client, s: &Shared, seq: usize) -> One {
     }
 }
 
-async fn publish_all(a: &FanoutArgs, client: &reqwest::Client, target: &Target) -> PublishOutcome {
+async fn publish_all(
+    a: &FanoutArgs,
+    channels: &[String],
+    client: &reqwest::Client,
+    target: &Target,
+) -> PublishOutcome {
     let shared = Arc::new(Shared {
         url: format!("{}/api/publish", target.base),
         bearer: format!("Bearer {}", a.publish_token),
-        channel: a.channel.clone(),
+        channels: channels.to_vec(),
         bytes: a.bytes,
         pad: "x".repeat(a.bytes),
     });

@@ -28,7 +28,7 @@ pub struct IdleArgs {
     #[arg(long)]
     pub pid: u32,
     /// Channel every viewer subscribes to.
-    #[arg(long, default_value = "benchchannel")]
+    #[arg(long, env = "BENCH_CHANNEL", default_value = "benchchannel")]
     pub channel: String,
     /// Viewers sharing one signed-in user.
     #[arg(long, default_value_t = 100)]
@@ -99,7 +99,7 @@ pub async fn run(a: IdleArgs) -> Result<serde_json::Value> {
     };
     let mut fleet = Fleet::spawn(
         std::slice::from_ref(&instance),
-        &a.channel,
+        std::slice::from_ref(&a.channel),
         a.viewers,
         0,
         a.connect_concurrency,

@@ -37,7 +37,7 @@ pub struct IngestArgs {
     #[arg(long, env = "EVENTSUB_SECRET")]
     pub secret: String,
     /// broadcaster_user_login of every notification.
-    #[arg(long, default_value = "benchchannel")]
+    #[arg(long, env = "BENCH_CHANNEL", default_value = "benchchannel")]
     pub channel: String,
     /// Do not sign in and watch the channel over /ws to count what was published.
     #[arg(long)]

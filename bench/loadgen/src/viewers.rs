@@ -52,16 +52,51 @@ impl End {
     }
 }
 
+/// The messages one viewer expects: message `seq` goes to channel `seq % count`, and
+/// the viewer watches channel number `channel`.
+#[derive(Debug, Clone, Copy)]
+pub struct Share {
+    pub channel: usize,
+    pub count: usize,
+    /// Messages published in all (to every channel).
+    pub messages: usize,
+}
+
+impl Share {
+    /// How many of the messages go to this viewer's channel.
+    pub fn expected(&self) -> usize {
+        if self.channel >= self.messages {
+            0
+        } else {
+            (self.messages - self.channel).div_ceil(self.count.max(1))
+        }
+    }
+
+    /// The viewer-local index of message `seq`, if it is for this viewer's channel.
+    pub fn local(&self, seq: usize) -> Option<usize> {
+        let count = self.count.max(1);
+        (seq < self.messages && seq % count == self.channel).then_some(seq / count)
+    }
+
+    /// The message numbers of this viewer's channel.
+    pub fn seqs(&self) -> impl Iterator<Item = usize> + use<> {
+        let (channel, count) = (self.channel, self.count.max(1));
+        (0..self.expected()).map(move |local| local * count + channel)
+    }
+}
+
 /// What one viewer saw.
 pub struct ViewerOutcome {
     /// Index of the server instance (in `Fleet::spawn`'s `instances`) it connected to.
     pub instance: usize,
+    /// Which messages it expects.
+    pub share: Share,
     pub end: End,
-    /// Bit `seq` is set once message `seq` arrived.
+    /// Bit `local` is set once the viewer's message number `local` arrived.
     pub seen: Vec<u64>,
     pub unique: u64,
     pub dups: u64,
-    /// Bench frames whose seq is not below the number of messages.
+    /// Bench frames whose seq is not one of this viewer's messages.
     pub out_of_range: u64,
     /// Latencies in ns, one per distinct delivery.
     pub latencies: Vec<u64>,
@@ -76,11 +111,12 @@ pub struct ViewerOutcome {
 }
 
 impl ViewerOutcome {
-    fn new(instance: usize, messages: usize) -> Self {
+    fn new(instance: usize, share: Share) -> Self {
         Self {
             instance,
+            share,
             end: End::NotConnected,
-            seen: vec![0; messages.div_ceil(64)],
+            seen: vec![0; share.expected().div_ceil(64)],
             unique: 0,
             dups: 0,
             out_of_range: 0,
@@ -94,10 +130,13 @@ impl ViewerOutcome {
         }
     }
 
+    /// Whether message `seq` (one of this viewer's) arrived.
     pub fn has(&self, seq: usize) -> bool {
-        self.seen
-            .get(seq / 64)
-            .is_some_and(|w| w & (1u64 << (seq % 64)) != 0)
+        self.share.local(seq).is_some_and(|local| {
+            self.seen
+                .get(local / 64)
+                .is_some_and(|w| w & (1u64 << (local % 64)) != 0)
+        })
     }
 }
 
@@ -110,13 +149,17 @@ pub struct Instance {
 
 pub struct Fleet {
     pub handles: Vec<JoinHandle<ViewerOutcome>>,
-    ready: mpsc::UnboundedReceiver<Result<(), String>>,
+    /// A viewer's channel index once it subscribed, or why it could not.
+    ready: mpsc::UnboundedReceiver<Result<usize, String>>,
+    channels: usize,
     pub progress: Arc<Progress>,
     stop: watch::Sender<bool>,
 }
 
 pub struct Readiness {
     pub connected: u64,
+    /// Subscribed viewers per channel index.
+    pub per_channel: Vec<u64>,
     pub failed: u64,
     pub errors: Errors,
     pub secs: f64,
@@ -124,13 +167,15 @@ pub struct Readiness {
 
 impl Fleet {
     /// Spawns `n` viewers that connect (at most `concurrency` at a time), subscribe to
-    /// `channel`, and then read until stopped, expecting `messages` bench messages.
+    /// one of `channels` (viewer `idx` to `channels[idx % channels.len()]`), and then read
+    /// until stopped, expecting their share of `messages` bench messages (message `seq`
+    /// goes to `channels[seq % channels.len()]`).
     /// Viewer `idx` connects to `instances[idx % instances.len()]` (round-robin) and is
     /// that instance's viewer number `idx / instances.len()` (which picks its cookie and
     /// source address).
     pub fn spawn(
         instances: &[Instance],
-        channel: &str,
+        channels: &[String],
         n: usize,
         messages: usize,
         concurrency: usize,
@@ -139,7 +184,8 @@ impl Fleet {
         let (ready_tx, ready_rx) = mpsc::unbounded_channel();
         let progress = Arc::new(Progress::default());
         let sem = Arc::new(Semaphore::new(concurrency.max(1)));
-        let channel: Arc<str> = Arc::from(channel);
+        let names: Vec<Arc<str>> = channels.iter().map(|c| Arc::from(c.as_str())).collect();
+        let channel_count = names.len().max(1);
         let mut handles = Vec::with_capacity(n);
         let count = instances.len().max(1);
         for idx in 0..n {
@@ -149,13 +195,21 @@ impl Fleet {
             };
             let dialer = target.dialer.clone();
             let cookies = target.cookies.clone();
-            let channel = channel.clone();
+            let share = Share {
+                channel: idx % channel_count,
+                count: channel_count,
+                messages,
+            };
+            let Some(channel) = names.get(share.channel).cloned() else {
+                break;
+            };
             let sem = sem.clone();
             let ready_tx = ready_tx.clone();
             let stop_rx = stop_rx.clone();
             let progress = progress.clone();
             handles.push(tokio::spawn(async move {
-                let mut out = ViewerOutcome::new(instance, messages);
+                let mut out = ViewerOutcome::new(instance, share);
+                let expected = share.expected();
                 let ws = {
                     let _permit = sem.acquire_owned().await;
                     let cookie = cookies
@@ -172,20 +226,18 @@ impl Fleet {
                     }
                 };
                 progress.open.fetch_add(1, Ordering::Relaxed);
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(share.channel));
                 drop(ready_tx);
-                out.latencies.reserve_exact(messages);
+                out.latencies.reserve_exact(expected);
                 match ws {
-                    Viewer::Raw(ws) => raw_loop(ws, &mut out, messages, stop_rx, &progress).await,
-                    Viewer::Tungstenite(ws) => {
-                        read_loop(*ws, &mut out, messages, stop_rx, &progress).await
-                    }
+                    Viewer::Raw(ws) => raw_loop(ws, &mut out, stop_rx, &progress).await,
+                    Viewer::Tungstenite(ws) => read_loop(*ws, &mut out, stop_rx, &progress).await,
                 }
                 progress.open.fetch_sub(1, Ordering::Relaxed);
-                if out.end.early() && (out.unique as usize) < messages {
+                if out.end.early() && (out.unique as usize) < expected {
                     progress
                         .given_up
-                        .fetch_add(messages as u64 - out.unique, Ordering::Relaxed);
+                        .fetch_add(expected as u64 - out.unique, Ordering::Relaxed);
                 }
                 out
             }));
@@ -193,6 +245,7 @@ impl Fleet {
         Self {
             handles,
             ready: ready_rx,
+            channels: channel_count,
             progress,
             stop: stop_tx,
         }
@@ -205,6 +258,7 @@ impl Fleet {
         let n = self.handles.len() as u64;
         let mut r = Readiness {
             connected: 0,
+            per_channel: vec![0; self.channels],
             failed: 0,
             errors: Errors::default(),
             secs: 0.0,
@@ -212,7 +266,12 @@ impl Fleet {
         let mut last_print = Instant::now();
         while r.connected + r.failed < n {
             match tokio::time::timeout_at(deadline, self.ready.recv()).await {
-                Ok(Some(Ok(()))) => r.connected += 1,
+                Ok(Some(Ok(channel))) => {
+                    r.connected += 1;
+                    if let Some(c) = r.per_channel.get_mut(channel) {
+                        *c += 1;
+                    }
+                }
                 Ok(Some(Err(e))) => {
                     r.failed += 1;
                     r.errors.add(e);
@@ -255,7 +314,6 @@ impl Fleet {
 async fn read_loop(
     mut ws: Ws,
     out: &mut ViewerOutcome,
-    messages: usize,
     mut stop: watch::Receiver<bool>,
     progress: &Progress,
 ) {
@@ -281,9 +339,9 @@ async fn read_loop(
                 out.end = End::Error(e.to_string());
                 return;
             }
-            Some(Ok(Message::Text(t))) => on_text(t.as_str(), out, messages, progress),
+            Some(Ok(Message::Text(t))) => on_text(t.as_str(), out, progress),
             Some(Ok(Message::Binary(b))) => match std::str::from_utf8(&b) {
-                Ok(t) => on_text(t, out, messages, progress),
+                Ok(t) => on_text(t, out, progress),
                 Err(_) => out.other_frames += 1,
             },
             Some(Ok(Message::Close(f))) => {
@@ -298,7 +356,6 @@ async fn read_loop(
 async fn raw_loop(
     mut ws: RawWs,
     out: &mut ViewerOutcome,
-    messages: usize,
     mut stop: watch::Receiver<bool>,
     progress: &Progress,
 ) {
@@ -307,7 +364,7 @@ async fn raw_loop(
     loop {
         let ctl = ws.process(|data| {
             match std::str::from_utf8(data) {
-                Ok(t) => on_text(t, out, messages, progress),
+                Ok(t) => on_text(t, out, progress),
                 Err(_) => out.other_frames += 1,
             }
             true
@@ -352,7 +409,7 @@ async fn raw_loop(
     }
 }
 
-fn on_text(text: &str, out: &mut ViewerOutcome, messages: usize, progress: &Progress) {
+fn on_text(text: &str, out: &mut ViewerOutcome, progress: &Progress) {
     let recv_ns = now_ns();
     let Some(sent) = num_after(text, "\"sent_ns\":") else {
         out.other_frames += 1;
@@ -367,12 +424,11 @@ fn on_text(text: &str, out: &mut ViewerOutcome, messages: usize, progress: &Prog
         out.unparsed += 1;
         return;
     };
-    let seq = seq as usize;
-    if seq >= messages {
+    let Some(local) = out.share.local(seq as usize) else {
         out.out_of_range += 1;
         return;
-    }
-    let (word, bit) = (seq / 64, 1u64 << (seq % 64));
+    };
+    let (word, bit) = (local / 64, 1u64 << (local % 64));
     if out.seen[word] & bit != 0 {
         out.dups += 1;
         return;
