@@ -24,7 +24,11 @@
 //!   history / claims; `hub` is the local fan-out both variants share
 //!   (Redis mode: streams + one pub/sub subscription per channel, see
 //!   `docs/redis.md`).
-//! - `ws`: the `/ws` protocol and connection loop; `sse`: the SSE stream.
+//! - `ws`: the socket layer (every WebSocket) and the `/ws` viewer
+//!   protocol; `sse`: the SSE stream.
+//! - `rooms`: interactive rooms (SPEC §9) on `/websocket?room=`: the Pact
+//!   frame codec, room state in a store {Memory, Redis}, coalescing, and
+//!   the room protocol on the socket layer.
 //! - `auth`: server-side sessions and the hourly token check; `routes`: thin handlers; `error`: the one
 //!   `ResponseError`; `metrics`, `telemetry`; `client`: the CLI's requests.
 //!
@@ -53,6 +57,7 @@ pub mod error;
 pub mod eventsub;
 pub mod ingest;
 pub mod metrics;
+pub mod rooms;
 pub mod routes;
 pub mod sse;
 pub mod startup;

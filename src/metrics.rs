@@ -25,6 +25,25 @@ pub struct Metrics {
     pub broker_errors: IntCounter,
     /// Upgrades refused at `MAX_CONNECTIONS`.
     pub rejected_connections: IntCounter,
+    /// Interactive rooms (SPEC §9); behind an `Arc`, as every broker holds
+    /// a clone of `Metrics`.
+    pub rooms: std::sync::Arc<RoomMetricSet>,
+}
+
+/// The room metrics.
+#[derive(Clone)]
+pub struct RoomMetricSet {
+    /// Rooms with members on this instance.
+    pub open: IntGauge,
+    /// Room connections on this instance.
+    pub members: IntGauge,
+    /// Room frames received, by type (`other` for custom types).
+    pub frames_in: IntCounterVec,
+    /// Room frames queued to members, by type.
+    pub frames_out: IntCounterVec,
+    /// Poll, counter and presence updates replaced by a newer one before
+    /// they were sent (coalescing).
+    pub coalesced: IntCounter,
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -60,6 +79,20 @@ impl Metrics {
         )
         .unwrap_or_else(|_| unreachable_metric());
         let _ = registry.register(Box::new(webhooks.clone()));
+        let by_type = |name: &str, help: &str| {
+            let v = IntCounterVec::new(Opts::new(name, help), &["type"])
+                .unwrap_or_else(|_| unreachable_metric());
+            let _ = registry.register(Box::new(v.clone()));
+            v
+        };
+        let room_frames_in = by_type(
+            "eventsub_bridge_room_frames_in_total",
+            "Room frames received, by type",
+        );
+        let room_frames_out = by_type(
+            "eventsub_bridge_room_frames_out_total",
+            "Room frames queued to members, by type",
+        );
         Self {
             connections: gauge(
                 &registry,
@@ -102,6 +135,25 @@ impl Metrics {
                 "eventsub_bridge_rejected_connections_total",
                 "Connections refused at MAX_CONNECTIONS",
             ),
+            rooms: std::sync::Arc::new(RoomMetricSet {
+                open: gauge(
+                    &registry,
+                    "eventsub_bridge_rooms_open",
+                    "Rooms with members on this instance",
+                ),
+                members: gauge(
+                    &registry,
+                    "eventsub_bridge_room_members",
+                    "Room connections on this instance",
+                ),
+                frames_in: room_frames_in,
+                frames_out: room_frames_out,
+                coalesced: counter(
+                    &registry,
+                    "eventsub_bridge_room_coalesced_total",
+                    "Room poll, counter and presence updates replaced before they were sent",
+                ),
+            }),
             registry,
         }
     }

@@ -300,6 +300,7 @@ pub fn routes_table(cfg: &mut web::ServiceConfig) {
         web::post().to(routes::publish::post_publish),
     )
     .route("/ws", web::get().to(routes::ws::get_ws))
+    .route("/websocket", web::get().to(routes::rooms::get_websocket))
     .route("/healthz", web::get().to(routes::health::get_healthz))
     .route("/readyz", web::get().to(routes::health::get_readyz))
     .route("/metrics", web::get().to(routes::health::get_metrics))

@@ -11,6 +11,7 @@ use crate::broker::Broker;
 use crate::config::Settings;
 use crate::eventsub::registry::BroadcasterRegistry;
 use crate::metrics::Metrics;
+use crate::rooms::Rooms;
 use crate::twitch::Twitch;
 use crate::twitch::helix::HelixError;
 
@@ -30,6 +31,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Helix, OAuth and the subscription registry; `None` in local mode.
     pub twitch: Option<Arc<Twitch>>,
+    /// Interactive rooms (SPEC §9).
+    pub rooms: Arc<Rooms>,
     next_conn_id: AtomicU64,
 }
 
@@ -42,6 +45,7 @@ impl AppState {
         shutdown: CancellationToken,
     ) -> Self {
         let max = settings.limits.max_connections.min(Semaphore::MAX_PERMITS);
+        let rooms = Rooms::new(broker.clone(), &settings, &metrics);
         Self {
             settings,
             broker,
@@ -50,6 +54,7 @@ impl AppState {
             connections: Arc::new(Semaphore::new(max)),
             shutdown,
             twitch: None,
+            rooms,
             next_conn_id: AtomicU64::new(1),
         }
     }

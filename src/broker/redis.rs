@@ -621,6 +621,12 @@ impl RedisBroker {
         (self.conn.clone(), &self.keys.prefix, self.timeout)
     }
 
+    /// The pub/sub channel of `topic`, for a feature's Lua script that
+    /// publishes on a topic in the same step as its change.
+    pub fn topic_channel(&self, topic: &str) -> String {
+        self.keys.topic(topic)
+    }
+
     /// A recent successful `PING` and a live pub/sub connection.
     pub fn is_ready(&self) -> bool {
         let pong_recent = self

@@ -10,5 +10,6 @@ pub mod health;
 pub mod oauth;
 pub mod pages;
 pub mod publish;
+pub mod rooms;
 pub mod subscriptions;
 pub mod ws;

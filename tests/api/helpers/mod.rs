@@ -3,6 +3,7 @@
 
 pub mod fake_twitch;
 pub mod raw_ws;
+pub mod room_client;
 pub mod ws_client;
 
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use reqwest::cookie::{CookieStore, Jar};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
+pub use room_client::RoomClient;
 pub use ws_client::WsClient;
 
 /// The publish token every test app has.
@@ -236,6 +238,31 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(r.status(), 302, "local sign-in");
+    }
+
+    /// Signs in locally as `login` with a client of its own; returns the
+    /// session's `Cookie` header (one per viewer, for several viewers).
+    pub async fn login_cookie(&self, login: &str) -> String {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let r = client
+            .post(self.url("/auth/local"))
+            .form(&[("login", login)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "local sign-in");
+        let url = reqwest::Url::parse(&self.base).unwrap();
+        jar.cookies(&url).unwrap().to_str().unwrap().to_owned()
+    }
+
+    /// Opens `room` signed in with `cookie`.
+    pub async fn room(&self, room: &str, cookie: &str) -> RoomClient {
+        RoomClient::open(&self.base, room, cookie).await
     }
 
     /// The `Cookie` header this client would send.

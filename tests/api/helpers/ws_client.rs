@@ -29,7 +29,17 @@ impl WsClient {
         cookie: Option<&str>,
         origin: Option<&str>,
     ) -> Result<Self, Error> {
-        let url = format!("{}/ws", base.replacen("http", "ws", 1));
+        Self::connect_path(base, "/ws", cookie, origin).await
+    }
+
+    /// Opens the WebSocket at `path` (with its query) on `base`.
+    pub async fn connect_path(
+        base: &str,
+        path: &str,
+        cookie: Option<&str>,
+        origin: Option<&str>,
+    ) -> Result<Self, Error> {
+        let url = format!("{}{path}", base.replacen("http", "ws", 1));
         let mut req = url.into_client_request()?;
         if let Some(c) = cookie {
             req.headers_mut().insert("Cookie", c.parse().unwrap());
