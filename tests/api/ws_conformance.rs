@@ -50,24 +50,45 @@ struct Endpoint {
 }
 
 /// Every socket endpoint on the shared transport.
-const ENDPOINTS: &[Endpoint] = &[Endpoint {
-    name: "/ws",
-    settings: |_| {},
-    open: |app| {
-        Box::pin(async move {
-            app.login_as("viewer").await;
-            let cookie = app.cookie_header().unwrap_or_default();
-            Target {
-                path: "/ws".into(),
-                headers: format!("Cookie: {cookie}\r\n"),
-            }
-        })
+const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        name: "/ws",
+        settings: |_| {},
+        open: |app| {
+            Box::pin(async move {
+                app.login_as("viewer").await;
+                let cookie = app.cookie_header().unwrap_or_default();
+                Target {
+                    path: "/ws".into(),
+                    headers: format!("Cookie: {cookie}\r\n"),
+                }
+            })
+        },
+        greeting: 1,
+        probe: r#"{"op":"ping"}"#,
+        is_answer: |v| v["op"] == "pong",
+        is_refusal: |v| v["op"] == "error" && v["code"] == "bad_json",
     },
-    greeting: 1,
-    probe: r#"{"op":"ping"}"#,
-    is_answer: |v| v["op"] == "pong",
-    is_refusal: |v| v["op"] == "error" && v["code"] == "bad_json",
-}];
+    Endpoint {
+        name: "/websocket?room=",
+        settings: |_| {},
+        open: |app| {
+            Box::pin(async move {
+                app.login_as("viewer").await;
+                let cookie = app.cookie_header().unwrap_or_default();
+                Target {
+                    path: "/websocket?room=teststreamer".into(),
+                    headers: format!("Cookie: {cookie}\r\n"),
+                }
+            })
+        },
+        // `config`, then `profile`.
+        greeting: 2,
+        probe: r#"{"type":"ping"}"#,
+        is_answer: |v| v["type"] == "pong",
+        is_refusal: |v| v["type"] == "error" && v["data"]["code"] == "bad_json",
+    },
+];
 
 /// How a case's frames go onto the wire.
 #[derive(Clone, Copy)]
