@@ -300,7 +300,6 @@ pub fn routes_table(cfg: &mut web::ServiceConfig) {
         web::post().to(routes::publish::post_publish),
     )
     .route("/ws", web::get().to(routes::ws::get_ws))
-    .route("/websocket", web::get().to(routes::rooms::get_websocket))
     .route("/healthz", web::get().to(routes::health::get_healthz))
     .route("/readyz", web::get().to(routes::health::get_readyz))
     .route("/metrics", web::get().to(routes::health::get_metrics))
@@ -337,5 +336,16 @@ pub fn routes_table(cfg: &mut web::ServiceConfig) {
     .route(
         "/api/channels/{name}/history",
         web::get().to(routes::channels::get_history),
-    );
+    )
+    .configure(room_routes);
+}
+
+/// SPEC §9: the room socket, the streamer's room page and its assets.
+fn room_routes(cfg: &mut web::ServiceConfig) {
+    use routes::rooms as r;
+    cfg.route("/websocket", web::get().to(r::get_websocket))
+        .route("/rooms/{channel}", web::get().to(r::get_room_page))
+        .route("/static/room.js", web::get().to(r::get_room_js))
+        .route("/static/room-admin.js", web::get().to(r::get_room_admin_js))
+        .route("/static/rooms.css", web::get().to(r::get_rooms_css));
 }

@@ -723,3 +723,64 @@ async fn room_metrics_count_rooms_members_and_frames() {
     }
     assert_eq!(app.metric("eventsub_bridge_room_members", "").await, 1.0);
 }
+
+#[actix_web::test]
+async fn the_room_page_is_for_the_streamer_and_the_watch_page_shows_the_room() {
+    let app = app().await;
+    let r = app
+        .client
+        .get(app.url("/rooms/teststreamer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "login first");
+    app.login_as("viewer1").await;
+    let r = app
+        .client
+        .get(app.url("/rooms/teststreamer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["message"].as_str().unwrap().contains("/rooms/viewer1"),
+        "{body}"
+    );
+    let r = app
+        .client
+        .get(app.url("/rooms/Not%20valid"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let watch = app.get_text("/watch/teststreamer").await;
+    assert!(watch.contains(r#"data-room="teststreamer""#), "{watch}");
+    assert!(watch.contains(r#"<script src="/static/room.js"></script>"#));
+    assert!(watch.contains(r#"href="/static/rooms.css""#));
+
+    app.login_as(ROOM).await;
+    let r = app
+        .client
+        .get(app.url("/rooms/TestStreamer"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains(r#"data-room="teststreamer""#));
+    assert!(page.contains(r#"<script src="/static/room.js"></script>"#));
+    assert!(page.contains(r#"<script src="/static/room-admin.js"></script>"#));
+    assert!(!page.contains("<script>"), "no inline scripts (CSP)");
+    assert!(!page.contains("style="), "no inline styles (CSP)");
+    for (path, kind) in [
+        ("/static/room.js", "text/javascript"),
+        ("/static/room-admin.js", "text/javascript"),
+        ("/static/rooms.css", "text/css"),
+    ] {
+        let r = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let ct = r.headers()["content-type"].to_str().unwrap().to_owned();
+        assert!(ct.starts_with(kind), "{path}: {ct}");
+    }
+}

@@ -83,3 +83,6 @@ if ! node "$here/e2e.js" "$base" "$fake" "$secret"; then
     echo "--- fake Twitch log ---" >&2; tail -n 20 "$workdir/fake.log" >&2
     exit 1
 fi
+
+# Rooms (SPEC §9) in a server of their own, in local mode.
+bash "$here/rooms.sh" "$bin"
