@@ -133,7 +133,8 @@ pub struct SourcesView {
     pub grant: GrantView,
     /// One per alert kind from EventSub.
     pub sources: Vec<SourceView>,
-    /// The EventSub socket (WebSocket transport only).
+    /// The EventSub socket (WebSocket transport only): state, session,
+    /// holder, reconnects, last message, its subscriptions.
     pub socket: Option<serde_json::Value>,
     /// Where "connect alerts" starts.
     pub connect_url: &'static str,
@@ -240,6 +241,10 @@ pub async fn sources(
 ) -> Result<SourcesView, GrantError> {
     let grant = twitch.grants.get(channel).await?;
     let transport = state.settings.eventsub_transport;
+    let socket = match state.eventsub_ws.get() {
+        Some(ws) if transport == EventSubTransport::WebSocket => ws.status_of(channel).await,
+        _ => None,
+    };
     let broadcaster_id = match &grant {
         Some(g) => Some(g.user_id.clone()),
         None => state.registry.id_for(channel),
@@ -265,7 +270,10 @@ pub async fn sources(
                 error: None,
             };
             let known = match transport {
-                EventSubTransport::WebSocket => (None, None),
+                EventSubTransport::WebSocket => socket
+                    .as_ref()
+                    .map(|s| s.subscription(source.sub_type))
+                    .unwrap_or_default(),
                 EventSubTransport::Webhook => broadcaster_id
                     .as_deref()
                     .map(|id| {
@@ -285,6 +293,12 @@ pub async fn sources(
                 (None, None) => "not_connected".into(),
                 (None, Some(g)) if scope.is_some_and(|s| !g.has_scope(s)) => "missing_scope".into(),
                 (None, Some(_)) if view.error.is_some() => "error".into(),
+                (None, Some(_))
+                    if transport == EventSubTransport::WebSocket
+                        && socket.as_ref().is_none_or(|s| !s.is_connected()) =>
+                {
+                    "socket_down".into()
+                }
                 (None, Some(_)) => "pending".into(),
             };
             view
@@ -295,7 +309,7 @@ pub async fn sources(
         transport: transport.as_str(),
         grant: grant_view(grant.as_ref()),
         sources,
-        socket: None,
+        socket: socket.and_then(|s| serde_json::to_value(s).ok()),
         connect_url: "/auth/connect",
     })
 }

@@ -216,6 +216,26 @@ pub struct Limits {
     pub ensure_retry_after: Duration,
     /// Alerts waiting per channel, not counting the one in flight (`ALERT_QUEUE_LEN`).
     pub alert_queue_len: NonZeroUsize,
+    /// EventSub WebSocket (SPEC §10): silence past the session's
+    /// `keepalive_timeout_seconds` plus this means the socket is lost.
+    pub ws_keepalive_margin: Duration,
+    /// How long the welcome may take after the socket opened.
+    pub ws_welcome_timeout: Duration,
+    /// First reconnect delay after a failed socket; doubled per failure.
+    pub ws_backoff_min: Duration,
+    /// Longest reconnect delay.
+    pub ws_backoff_max: Duration,
+    /// Redis mode: how long a streamer's socket lease lasts unless renewed
+    /// (renewed every third of it); a dead holder's socket is taken over
+    /// within this plus `ws_lease_poll`.
+    pub ws_lease_ttl: Duration,
+    /// How often each instance looks for grants whose socket nobody holds.
+    pub ws_lease_poll: Duration,
+    /// Notifications waiting to be ingested per socket (beyond: dropped,
+    /// counted).
+    pub ws_ingest_queue: usize,
+    /// How long a notification is retried while the broker cannot take it.
+    pub ws_ingest_retry_for: Duration,
 }
 
 impl Default for Limits {
@@ -246,6 +266,14 @@ impl Default for Limits {
             token_revalidate_interval: Duration::from_secs(3600),
             ensure_retry_after: Duration::from_secs(60),
             alert_queue_len: NonZeroUsize::new(500).unwrap_or(NonZeroUsize::MIN),
+            ws_keepalive_margin: Duration::from_secs(5),
+            ws_welcome_timeout: Duration::from_secs(10),
+            ws_backoff_min: Duration::from_secs(1),
+            ws_backoff_max: Duration::from_secs(60),
+            ws_lease_ttl: Duration::from_secs(15),
+            ws_lease_poll: Duration::from_secs(5),
+            ws_ingest_queue: 1_000,
+            ws_ingest_retry_for: Duration::from_secs(60),
         }
     }
 }

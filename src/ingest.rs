@@ -130,7 +130,13 @@ async fn revocation(state: &AppState, body: &[u8]) -> Result<Outcome, IngestErro
     let r: Revocation = parse(body, "revocation")?;
     let sub = &r.subscription;
     // SPEC §4 step 6: the subscription is marked revoked, routable or not.
-    if let Some(twitch) = &state.twitch {
+    // The registry tracks webhook subscriptions; a WebSocket one's status
+    // is its socket's (`twitch::eventsub_ws`).
+    let on_socket = sub
+        .transport
+        .as_ref()
+        .is_some_and(|t| t.method == "websocket");
+    if let (Some(twitch), false) = (&state.twitch, on_socket) {
         twitch.subscriptions.mark_revoked(sub);
     }
     // SPEC §8: `authorization_revoked` ends the streamer's alert grant.

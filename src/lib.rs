@@ -7,12 +7,15 @@
 //!   shared `AppState`.
 //! - `domain`: `ChannelName`, `MessageId`, `MessageDraft` / `Envelope`, `User`.
 //! - `eventsub`: EventSub's wire format, whatever the transport: webhook
-//!   `signature` rules, body `envelope` types, `translate` (event → sentence
+//!   `signature` rules, body `envelope` types, `websocket` frames, `translate` (event → sentence
 //!   + routing), `samples` for `trigger`, the broadcaster `registry`.
 //! - `twitch`: Twitch's APIs as a client (Twitch mode): the `helix` client,
 //!   `oauth` (login and "connect alerts"), the `subscriptions` registry
-//!   (ensure-on-watch, reconcile, revocations) and the streamers' alert
-//!   `grants` (kept, refreshed, validated hourly).
+//!   (ensure-on-watch, reconcile, revocations), the streamers' alert
+//!   `grants` (kept, refreshed, validated hourly) and `eventsub_ws`, the
+//!   EventSub WebSocket transport (SPEC §10: one socket per connected
+//!   streamer, leased to one instance in Redis mode), which hands its
+//!   notifications to `ingest` like the webhook.
 //! - `alert_sources`: "connect alerts" (SPEC §8 Twitch mode): the alert
 //!   kinds' subscriptions of a channel, made sure of on connect, and their
 //!   status for the dashboard.
@@ -44,7 +47,9 @@
 //! worker's `ws::flusher` writes each pending outbox in one piece to the
 //! socket that `ws::upgrade` took from the HTTP layer (or `sse` writes the
 //! pre-built record) → the viewer. Only after the publish succeeded does
-//! Twitch get its 2xx.
+//! Twitch get its 2xx. With the WebSocket transport a frame read by
+//! `twitch::eventsub_ws` enters the same way at `ingest::ingest` (its
+//! payload is the webhook body), through the socket's bounded queue.
 
 pub mod alert_sources;
 pub mod auth;

@@ -1,7 +1,10 @@
 //! The Prometheus registry and every named metric (SPEC §7.15). Cloning is
 //! cheap: the metric handles share their storage.
 
-use prometheus::{Encoder, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, GaugeVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
 
 /// Every metric the bridge exports.
 #[derive(Clone)]
@@ -28,6 +31,25 @@ pub struct Metrics {
     /// Interactive rooms (SPEC §9); behind an `Arc`, as every broker holds
     /// a clone of `Metrics`.
     pub rooms: std::sync::Arc<RoomMetricSet>,
+    /// The EventSub WebSocket transport (SPEC §10), behind an `Arc` too.
+    pub eventsub_ws: std::sync::Arc<EventSubWsMetricSet>,
+}
+
+/// The EventSub WebSocket metrics, per streamer whose socket this instance
+/// holds.
+#[derive(Clone)]
+pub struct EventSubWsMetricSet {
+    /// 1 while this instance holds the streamer's socket and it is
+    /// subscribed, by channel.
+    pub connected: IntGaugeVec,
+    /// Sockets replaced, by channel and reason (`keepalive_timeout`,
+    /// `close_4000`…, `session_reconnect`, `network_error`).
+    pub reconnects: IntCounterVec,
+    /// Seconds since the streamer's socket last received a message.
+    pub last_message_age: GaugeVec,
+    /// Notifications and revocations by outcome (the webhooks' outcomes,
+    /// plus `dropped` and `invalid`).
+    pub messages: IntCounterVec,
 }
 
 /// The room metrics.
@@ -66,6 +88,51 @@ fn unreachable_metric<T>() -> T {
     panic!("invalid metric definition")
 }
 
+fn eventsub_ws_metrics(registry: &Registry) -> std::sync::Arc<EventSubWsMetricSet> {
+    let by_channel = IntGaugeVec::new(
+        Opts::new(
+            "eventsub_bridge_eventsub_ws_connected",
+            "1 while this instance holds the streamer's EventSub socket and it is subscribed",
+        ),
+        &["channel"],
+    )
+    .unwrap_or_else(|_| unreachable_metric());
+    let _ = registry.register(Box::new(by_channel.clone()));
+    let reconnects = IntCounterVec::new(
+        Opts::new(
+            "eventsub_bridge_eventsub_ws_reconnects_total",
+            "EventSub sockets replaced, by channel and reason",
+        ),
+        &["channel", "reason"],
+    )
+    .unwrap_or_else(|_| unreachable_metric());
+    let _ = registry.register(Box::new(reconnects.clone()));
+    let age = GaugeVec::new(
+        Opts::new(
+            "eventsub_bridge_eventsub_ws_last_message_age_seconds",
+            "Seconds since the streamer's EventSub socket last received a message",
+        ),
+        &["channel"],
+    )
+    .unwrap_or_else(|_| unreachable_metric());
+    let _ = registry.register(Box::new(age.clone()));
+    let messages = IntCounterVec::new(
+        Opts::new(
+            "eventsub_bridge_eventsub_ws_messages_total",
+            "EventSub WebSocket notifications and revocations by outcome",
+        ),
+        &["outcome"],
+    )
+    .unwrap_or_else(|_| unreachable_metric());
+    let _ = registry.register(Box::new(messages.clone()));
+    std::sync::Arc::new(EventSubWsMetricSet {
+        connected: by_channel,
+        reconnects,
+        last_message_age: age,
+        messages,
+    })
+}
+
 impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Self {
@@ -93,7 +160,9 @@ impl Metrics {
             "eventsub_bridge_room_frames_out_total",
             "Room frames queued to members, by type",
         );
+        let eventsub_ws = eventsub_ws_metrics(&registry);
         Self {
+            eventsub_ws,
             connections: gauge(
                 &registry,
                 "eventsub_bridge_connections",

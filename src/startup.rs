@@ -77,6 +77,9 @@ impl Application {
                 .grants
                 .spawn_revalidation(settings.limits.token_revalidate_interval, shutdown.clone());
         }
+        if let Some(sockets) = crate::twitch::eventsub_ws::EventSubSockets::start(&state) {
+            let _ = state.eventsub_ws.set(sockets);
+        }
         let key = Key::from(settings.session_key.as_bytes());
         let secure = settings.is_https();
         let body_limit = settings.limits.max_body_bytes;

@@ -1,18 +1,21 @@
 //! `AppState`: everything a handler needs, built once by `startup` and
 //! shared with `web::Data` (no global state).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use crate::broker::Broker;
+use crate::config::EventSubTransport;
 use crate::config::Settings;
 use crate::eventsub::registry::BroadcasterRegistry;
 use crate::metrics::Metrics;
 use crate::rooms::Rooms;
 use crate::twitch::Twitch;
+use crate::twitch::eventsub_ws::EventSubSockets;
 use crate::twitch::helix::HelixError;
 
 /// Shared application state.
@@ -33,6 +36,9 @@ pub struct AppState {
     pub twitch: Option<Arc<Twitch>>,
     /// Interactive rooms (SPEC §9).
     pub rooms: Arc<Rooms>,
+    /// The EventSub socket supervisor (Twitch mode, WebSocket transport;
+    /// set once at start, after the state is shared).
+    pub eventsub_ws: OnceLock<Arc<EventSubSockets>>,
     next_conn_id: AtomicU64,
 }
 
@@ -55,6 +61,7 @@ impl AppState {
             shutdown,
             twitch: None,
             rooms,
+            eventsub_ws: OnceLock::new(),
             next_conn_id: AtomicU64::new(1),
         }
     }
@@ -77,13 +84,23 @@ impl AppState {
         Ok(self)
     }
 
-    /// Called when a viewer opens `/watch/{streamer}`: in Twitch mode, makes
-    /// sure the streamer's `EVENT_TYPES` subscriptions exist, in the
-    /// background (one Helix round per streamer at a time). In local mode
-    /// there is no Twitch to ask, so nothing happens.
+    /// Called when a viewer opens `/watch/{streamer}`: in Twitch mode with
+    /// webhooks, makes sure the streamer's `EVENT_TYPES` subscriptions
+    /// exist, in the background (one Helix round per streamer at a time).
+    /// With the WebSocket transport (SPEC §10) no webhook subscription is
+    /// made: a streamer who has not connected alerts gets the `system`
+    /// notice instead. In local mode there is no Twitch to ask.
     pub fn on_watch(&self, streamer: &crate::domain::ChannelName) {
-        if let Some(t) = &self.twitch {
-            t.subscriptions.ensure_on_watch(streamer);
+        let Some(t) = &self.twitch else {
+            return;
+        };
+        match self.settings.eventsub_transport {
+            EventSubTransport::Webhook => t.subscriptions.ensure_on_watch(streamer),
+            EventSubTransport::WebSocket => {
+                if let Some(ws) = self.eventsub_ws.get() {
+                    ws.on_watch(self, streamer);
+                }
+            }
         }
     }
 }

@@ -1,6 +1,6 @@
 //! EventSub's wire format and meaning, whatever transport carried it: the
 //! webhook `signature` and timestamp rules, the message bodies
-//! (`envelope`), `translate` (event → sentence + routing), the broadcaster
+//! (`envelope`), the WebSocket transport's frames (`websocket`), `translate` (event → sentence + routing), the broadcaster
 //! `registry` (id ↔ login, for events without a login) and the `samples`
 //! that `trigger` sends. Pure or in-memory: no network here.
 
@@ -9,3 +9,4 @@ pub mod registry;
 pub mod samples;
 pub mod signature;
 pub mod translate;
+pub mod websocket;

@@ -1,9 +1,11 @@
 //! Twitch's APIs, as a client (Twitch mode only): the Helix client, OAuth
 //! (login and "connect alerts"), the subscription registry and the
-//! streamers' alert grants, bundled in [`Twitch`]. What EventSub messages
+//! streamers' alert grants, bundled in [`Twitch`]; and the client side of
+//! EventSub's WebSocket transport (`eventsub_ws`, SPEC §10). What EventSub messages
 //! look like and mean (signatures, bodies, translation) is
 //! `crate::eventsub`.
 
+pub mod eventsub_ws;
 pub mod grants;
 pub mod helix;
 pub mod oauth;

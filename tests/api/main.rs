@@ -10,6 +10,8 @@ mod broker_behaviour;
 mod channels;
 mod cli;
 mod connect_alerts;
+mod eventsub_ws;
+mod eventsub_ws_instances;
 mod health;
 mod oauth;
 mod publish;

@@ -59,6 +59,7 @@ pids+=($!)
 BIND="127.0.0.1:$port" PUBLIC_URL="$base" EVENTSUB_SECRET="$secret" \
 TWITCH_CLIENT_ID="$client_id" TWITCH_CLIENT_SECRET="$client_secret" \
 TWITCH_AUTH_URL="$fake" TWITCH_API_URL="$fake/helix" ADMIN_TOKEN="" REDIS_URL="" \
+EVENTSUB_TRANSPORT=webhook \
 RUST_LOG="${RUST_LOG:-info}" "$bin" serve >"$workdir/server.log" 2>&1 &
 pids+=($!)
 

@@ -106,7 +106,7 @@ fn required_scope(sub_type: &str) -> Option<&'static str> {
 }
 
 #[derive(Default)]
-struct State {
+pub(super) struct State {
     users: Vec<(String, String, String)>,
     app_tokens: HashSet<String>,
     user_tokens: HashMap<String, UserToken>,
@@ -116,7 +116,7 @@ struct State {
     codes: HashMap<String, (String, Vec<String>)>,
     /// user id → scopes the user granted this client (TWITCH.md §3.3).
     granted: HashMap<String, HashSet<String>>,
-    subs: Vec<Value>,
+    pub(super) subs: Vec<Value>,
     counter: u64,
     failures: HashMap<Endpoint, VecDeque<Failure>>,
     calls: HashMap<Endpoint, usize>,
@@ -124,12 +124,14 @@ struct State {
     max_total_cost: u64,
     refresh_works: bool,
     token_forms: Vec<HashMap<String, String>>,
+    /// The fake EventSub WebSocket server's sessions and settings.
+    pub(super) ws: super::fake_eventsub_ws::WsState,
 }
 
 /// The fake. Dropping it stops the server.
 pub struct FakeTwitch {
     pub server: MockServer,
-    state: Arc<Mutex<State>>,
+    pub(super) state: Arc<Mutex<State>>,
 }
 
 #[derive(Clone)]
@@ -222,7 +224,7 @@ impl State {
             .sum()
     }
 
-    fn next(&mut self, prefix: &str) -> String {
+    pub(super) fn next(&mut self, prefix: &str) -> String {
         self.counter += 1;
         format!("{prefix}-{}", self.counter)
     }
@@ -420,7 +422,93 @@ fn users(st: &State, req: &Request) -> ResponseTemplate {
     )
 }
 
+/// Create Subscription with `{"method":"websocket","session_id"}`
+/// (TWITCH.md §12): a user token whose user is the condition's, carrying
+/// the type's scope, and a session that is open and welcomed.
+fn create_websocket_sub(st: &mut State, req: &Request, body: &Value) -> ResponseTemplate {
+    let user = match st.helix_auth(req) {
+        Some(Some(user)) => user,
+        Some(None) => {
+            return twitch_error(400, "websocket transport requires a user access token");
+        }
+        None => return twitch_error(401, "Invalid OAuth token"),
+    };
+    let token = req
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let scopes = st
+        .live_token(token)
+        .map(|t| t.scopes.clone())
+        .unwrap_or_default();
+    let sub_type = body["type"].as_str().unwrap_or("").to_owned();
+    if sub_type.is_empty() || body["version"].as_str().is_none() {
+        return twitch_error(400, "invalid type or version");
+    }
+    let session_id = body["transport"]["session_id"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned();
+    if !st.ws.is_live(&session_id) {
+        return twitch_error(
+            400,
+            "websocket transport session does not exist or has already disconnected",
+        );
+    }
+    let names_user = body["condition"]
+        .as_object()
+        .is_some_and(|o| o.values().any(|v| v == user.as_str()));
+    if !names_user {
+        return twitch_error(403, "the condition must name the token's user");
+    }
+    if let Some(scope) = required_scope(&sub_type) {
+        if !scopes.iter().any(|s| s == scope) {
+            return twitch_error(403, "subscription missing proper authorization");
+        }
+    }
+    let cond = non_empty_condition(&body["condition"]);
+    let on_session = |s: &&Value| s["transport"]["session_id"] == session_id.as_str();
+    let live: Vec<&Value> = st
+        .subs
+        .iter()
+        .filter(on_session)
+        .filter(|s| s["status"] == "enabled")
+        .collect();
+    if live
+        .iter()
+        .any(|s| s["type"] == sub_type.as_str() && non_empty_condition(&s["condition"]) == cond)
+    {
+        return twitch_error(409, "subscription already exists");
+    }
+    if live.len() >= super::fake_eventsub_ws::MAX_SUBS_PER_SESSION {
+        return twitch_error(429, "websocket transport limit exceeded");
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let sub = json!({
+        "id": id, "status": "enabled", "type": sub_type, "version": body["version"],
+        "condition": body["condition"], "created_at": super::fake_eventsub_ws::now_rfc3339(),
+        "transport": {"method": "websocket", "session_id": session_id,
+                      "connected_at": super::fake_eventsub_ws::now_rfc3339()},
+        "cost": 0
+    });
+    st.subs.push(sub.clone());
+    st.ws.note_subscribed(&session_id, &user);
+    ratelimit(
+        ResponseTemplate::new(202).set_body_json(json!({
+            "data": [sub], "total": 1, "total_cost": 0, "max_total_cost": 10
+        })),
+        799,
+    )
+}
+
 fn create_sub(st: &mut State, req: &Request) -> ResponseTemplate {
+    if let Ok(body) = serde_json::from_slice::<Value>(&req.body) {
+        if body["transport"]["method"] == "websocket" {
+            return create_websocket_sub(st, req, &body);
+        }
+    }
     match st.helix_auth(req) {
         Some(None) => {}
         Some(Some(_)) => {
@@ -494,9 +582,11 @@ fn list_subs(st: &State, req: &Request) -> ResponseTemplate {
     if filters.len() > 1 {
         return twitch_error(400, "only one filter may be given");
     }
+    // An app token lists webhook (and conduit) subscriptions only.
     let matching: Vec<&Value> = st
         .subs
         .iter()
+        .filter(|s| s["transport"]["method"] != "websocket")
         .filter(|s| match filters.first() {
             None => true,
             Some((k, v)) => match k.as_str() {
@@ -590,9 +680,12 @@ impl FakeTwitch {
         format!("{}/helix", self.server.uri())
     }
 
-    /// Puts `s` in Twitch mode against this fake, with the admin API on and
-    /// short retry waits.
+    /// Puts `s` in Twitch mode against this fake with the webhook transport
+    /// (the tests' `PUBLIC_URL` is http, which would pick the WebSocket
+    /// transport: its tests set it themselves), the admin API on and short
+    /// retry waits.
     pub fn configure(&self, s: &mut Settings) {
+        s.eventsub_transport = eventsub_bridge::config::EventSubTransport::Webhook;
         s.mode = Mode::Twitch(TwitchCredentials {
             client_id: CLIENT_ID.into(),
             client_secret: CLIENT_SECRET.to_owned().into(),

@@ -1,6 +1,7 @@
 //! `spawn_app` and `TestApp`: a real server on 127.0.0.1:0 with short limits,
 //! plus intent methods (sign in, post a signed notification, open /ws).
 
+pub mod fake_eventsub_ws;
 pub mod fake_twitch;
 pub mod raw_ws;
 pub mod room_client;
