@@ -6,6 +6,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
+use crate::alerts::settings::SettingsError;
+use crate::alerts::sources::InputError;
 use crate::broker::BrokerError;
 use crate::domain::{ChannelNameError, MessageIdError};
 use crate::twitch::grants::GrantError;
@@ -39,6 +41,9 @@ pub enum ApiError {
     /// 413.
     #[error("body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    /// 429: a queue is full (e.g. a channel's alerts, SPEC §8).
+    #[error("{0}")]
+    TooManyRequests(&'static str),
     /// 503, with the cause logged.
     #[error("service unavailable")]
     Unavailable(#[source] anyhow::Error),
@@ -70,6 +75,7 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::TooManyRequests(_) => "queue_full",
             Self::Unavailable(_) | Self::AtCapacity(_) => "unavailable",
             Self::BadGateway(_) => "bad_gateway",
             Self::Internal(_) => "internal",
@@ -92,6 +98,7 @@ impl ResponseError for ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) | Self::AtCapacity(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::BadGateway(_) => StatusCode::BAD_GATEWAY,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -107,7 +114,10 @@ impl ResponseError for ApiError {
             _ => {}
         }
         let mut resp = HttpResponse::build(status);
-        if matches!(self, Self::Unavailable(_) | Self::AtCapacity(_)) {
+        if matches!(
+            self,
+            Self::Unavailable(_) | Self::AtCapacity(_) | Self::TooManyRequests(_)
+        ) {
             resp.insert_header(("Retry-After", "5"));
         }
         if matches!(self, Self::PayloadTooLarge(_)) {
@@ -126,6 +136,18 @@ impl From<BrokerError> for ApiError {
     fn from(e: BrokerError) -> Self {
         // A broker failure is never the client's fault (STYLE: never a 4xx).
         Self::Unavailable(e.into())
+    }
+}
+
+impl From<SettingsError> for ApiError {
+    fn from(e: SettingsError) -> Self {
+        Self::bad_request("invalid_settings", e.to_string())
+    }
+}
+
+impl From<InputError> for ApiError {
+    fn from(e: InputError) -> Self {
+        Self::bad_request("invalid_alert", e.to_string())
     }
 }
 

@@ -95,7 +95,9 @@ pub async fn ingest(state: &AppState, delivery: Delivery<'_>) -> Result<Outcome,
     let result = match delivery.kind {
         MessageType::Verification => verification(delivery.payload),
         MessageType::Revocation => revocation(state, delivery.payload).await,
-        MessageType::Notification => notification(state, delivery.payload, delivery.at).await,
+        MessageType::Notification => {
+            notification(state, delivery.message_id, delivery.payload, delivery.at).await
+        }
     };
     if result.is_err() && claim == Claim::New {
         // Not processed: let Twitch's retry in (SPEC §4 step 7).
@@ -179,6 +181,7 @@ async fn revocation(state: &AppState, body: &[u8]) -> Result<Outcome, IngestErro
 
 async fn notification(
     state: &AppState,
+    message_id: &str,
     body: &[u8],
     at: DateTime<Utc>,
 ) -> Result<Outcome, IngestError> {
@@ -207,11 +210,11 @@ async fn notification(
         return Ok(Outcome::Done("unroutable"));
     }
     let text = translate::sentence(&sub.sub_type, &event);
-    for channel in channels {
+    for channel in &channels {
         state
             .broker
             .publish(MessageDraft {
-                channel,
+                channel: channel.clone(),
                 event_type: sub.sub_type.clone(),
                 version: sub.version.clone(),
                 source: Source::Eventsub,
@@ -221,6 +224,12 @@ async fn notification(
             })
             .await?;
     }
+    // SPEC §8: at most one alert per accepted notification, idempotent by
+    // message id, so a retry after a failure here does not queue twice.
+    state
+        .alerts
+        .from_notification(message_id, &sub.sub_type, &event, &channels)
+        .await?;
     tracing::info!(subscription_type = %sub.sub_type, "notification published");
     Ok(Outcome::Done("accepted"))
 }

@@ -32,6 +32,9 @@
 //! - `rooms`: interactive rooms (SPEC §9) on `/websocket?room=`: the Pact
 //!   frame codec, room state in a store {Memory, Redis}, coalescing, and
 //!   the room protocol on the socket layer.
+//! - `alerts`: alert overlays for OBS (SPEC §8): per-channel queues with
+//!   one alert in flight, settings and templates, the overlay key, the
+//!   memory and Redis stores, the overlay socket and its doorbell topic.
 //! - `auth`: server-side sessions and the hourly token check; `routes`: thin handlers; `error`: the one
 //!   `ResponseError`; `metrics`, `telemetry`; `client`: the CLI's requests.
 //!
@@ -46,12 +49,17 @@
 //! encoded frame is appended) or an SSE stream's bounded queue → the
 //! worker's `ws::flusher` writes each pending outbox in one piece to the
 //! socket that `ws::upgrade` took from the HTTP layer (or `sse` writes the
-//! pre-built record) → the viewer. Only after the publish succeeded does
-//! Twitch get its 2xx. With the WebSocket transport a frame read by
-//! `twitch::eventsub_ws` enters the same way at `ingest::ingest` (its
-//! payload is the webhook body), through the socket's bounded queue.
+//! pre-built record) → the viewer. A notification of an alert kind then
+//! also becomes one alert (`alerts::Alerts::from_notification`), queued
+//! idempotently by message id; the queue's doorbell topic takes the alert
+//! in flight to every open overlay. Only after the publish (and the
+//! enqueue) succeeded does Twitch get its 2xx. With the WebSocket transport
+//! a frame read by `twitch::eventsub_ws` enters the same way at
+//! `ingest::ingest` (its payload is the webhook body), through the
+//! socket's bounded queue.
 
 pub mod alert_sources;
+pub mod alerts;
 pub mod auth;
 pub mod broker;
 pub mod cli;

@@ -232,6 +232,11 @@ impl Metrics {
         self.webhooks.with_label_values(&[outcome]).inc();
     }
 
+    /// Registers a feature's own metrics (e.g. `alerts::metrics`).
+    pub fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        let _ = self.registry.register(collector);
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();

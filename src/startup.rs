@@ -340,7 +340,8 @@ pub fn routes_table(cfg: &mut web::ServiceConfig) {
         "/api/channels/{name}/history",
         web::get().to(routes::channels::get_history),
     )
-    .configure(room_routes);
+    .configure(room_routes)
+    .configure(alert_routes);
 }
 
 /// SPEC §9: the room socket, the streamer's room page and its assets.
@@ -351,4 +352,52 @@ fn room_routes(cfg: &mut web::ServiceConfig) {
         .route("/static/room.js", web::get().to(r::get_room_js))
         .route("/static/room-admin.js", web::get().to(r::get_room_admin_js))
         .route("/static/rooms.css", web::get().to(r::get_rooms_css));
+}
+
+/// SPEC §8: the dashboard, the overlay and the alert API.
+fn alert_routes(cfg: &mut web::ServiceConfig) {
+    use routes::alerts as a;
+    cfg.route(
+        "/dashboard",
+        web::get().to(routes::dashboard::get_dashboard),
+    )
+    .route(
+        "/static/dashboard.js",
+        web::get().to(routes::dashboard::get_dashboard_js),
+    )
+    .route(
+        "/static/overlay.js",
+        web::get().to(routes::overlay::get_overlay_js),
+    )
+    .route(
+        "/static/overlay.css",
+        web::get().to(routes::overlay::get_overlay_css),
+    )
+    .route(
+        "/overlay/{channel}",
+        web::get().to(routes::overlay::get_overlay),
+    )
+    .route(
+        "/overlay/{channel}/ws",
+        web::get().to(routes::overlay::get_overlay_ws),
+    )
+    .route("/api/alerts/{channel}", web::get().to(a::get_alerts))
+    .route("/api/alerts/{channel}", web::post().to(a::post_alert))
+    .route(
+        "/api/alerts/{channel}/settings",
+        web::put().to(a::put_settings),
+    )
+    .route("/api/alerts/{channel}/test", web::post().to(a::post_test))
+    .route(
+        "/api/alerts/{channel}/replay",
+        web::post().to(a::post_replay),
+    )
+    .route("/api/alerts/{channel}/pause", web::post().to(a::post_pause))
+    .route(
+        "/api/alerts/{channel}/resume",
+        web::post().to(a::post_resume),
+    )
+    .route("/api/alerts/{channel}/skip", web::post().to(a::post_skip))
+    .route("/api/alerts/{channel}/clear", web::post().to(a::post_clear))
+    .route("/api/alerts/{channel}/key", web::post().to(a::post_key));
 }

@@ -8,6 +8,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::Alerts;
 use crate::broker::Broker;
 use crate::config::EventSubTransport;
 use crate::config::Settings;
@@ -39,6 +40,8 @@ pub struct AppState {
     /// The EventSub socket supervisor (Twitch mode, WebSocket transport;
     /// set once at start, after the state is shared).
     pub eventsub_ws: OnceLock<Arc<EventSubSockets>>,
+    /// Alert queues and open overlays (SPEC §8).
+    pub alerts: Arc<Alerts>,
     next_conn_id: AtomicU64,
 }
 
@@ -52,7 +55,9 @@ impl AppState {
     ) -> Self {
         let max = settings.limits.max_connections.min(Semaphore::MAX_PERMITS);
         let rooms = Rooms::new(broker.clone(), &settings, &metrics);
+        let alerts = Arc::new(Alerts::new(broker.clone(), &settings.limits, &metrics));
         Self {
+            alerts,
             settings,
             broker,
             registry: Arc::new(BroadcasterRegistry::default()),

@@ -2,12 +2,15 @@
 //! domain types and returns `Result<_, ApiError>`.
 
 pub mod alert_sources;
+pub mod alerts;
 pub mod auth;
 pub mod bearer;
 pub mod callback;
 pub mod channels;
+pub mod dashboard;
 pub mod health;
 pub mod oauth;
+pub mod overlay;
 pub mod pages;
 pub mod publish;
 pub mod rooms;

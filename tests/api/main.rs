@@ -5,6 +5,7 @@
 
 mod helpers;
 
+mod alerts;
 mod auth_local;
 mod broker_behaviour;
 mod channels;

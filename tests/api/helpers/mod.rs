@@ -3,6 +3,7 @@
 
 pub mod fake_eventsub_ws;
 pub mod fake_twitch;
+pub mod overlay;
 pub mod raw_ws;
 pub mod room_client;
 pub mod ws_client;
