@@ -817,7 +817,13 @@ impl Listener {
             timed(self.timeout, sink.unsubscribe(self.keys.topic(&topic))).await?;
             subscribed.remove(&topic);
             self.shared.topics_synced.lock().remove(&topic);
-            self.known_topics.remove(&topic);
+            // A listener added while the UNSUBSCRIBE was under way found
+            // the topic synced and took its watch for live: what was
+            // published until the next SUBSCRIBE is lost to it, so that
+            // SUBSCRIBE must resync it like any other gap.
+            if !self.shared.topics.is_active(&topic) {
+                self.known_topics.remove(&topic);
+            }
         }
         for topic in active {
             if subscribed.contains(&topic) {

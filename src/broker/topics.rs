@@ -95,6 +95,11 @@ impl Topics {
         }
     }
 
+    /// Whether `topic` has a local listener.
+    pub(super) fn is_active(&self, topic: &str) -> bool {
+        self.map.read().contains_key(topic)
+    }
+
     /// The topics with at least one local listener.
     pub(super) fn active(&self) -> Vec<String> {
         self.map.read().keys().cloned().collect()
