@@ -230,6 +230,8 @@ async fn notification(
         .alerts
         .from_notification(message_id, &sub.sub_type, &event, &channels)
         .await?;
+    // Answered once the frames are written (backpressure, issue 14).
+    state.flushers.settle().await;
     tracing::info!(subscription_type = %sub.sub_type, "notification published");
     Ok(Outcome::Done("accepted"))
 }

@@ -18,6 +18,7 @@ use crate::rooms::Rooms;
 use crate::twitch::Twitch;
 use crate::twitch::eventsub_ws::EventSubSockets;
 use crate::twitch::helix::HelixError;
+use crate::ws::flusher::Flushers;
 
 /// Shared application state.
 pub struct AppState {
@@ -42,6 +43,9 @@ pub struct AppState {
     pub eventsub_ws: OnceLock<Arc<EventSubSockets>>,
     /// Alert queues and open overlays (SPEC §8).
     pub alerts: Arc<Alerts>,
+    /// Every worker's WebSocket writer; publishers wait on them
+    /// ([`Flushers::settle`]).
+    pub flushers: Flushers,
     next_conn_id: AtomicU64,
 }
 
@@ -67,6 +71,7 @@ impl AppState {
             twitch: None,
             rooms,
             eventsub_ws: OnceLock::new(),
+            flushers: Flushers::default(),
             next_conn_id: AtomicU64::new(1),
         }
     }

@@ -114,6 +114,9 @@ pub async fn post_publish(
                     .set_claim_value(IDEMPOTENCY_NAMESPACE, key, &id, window)
                     .await?;
             }
+            // Answered once the frames are written: publishers cannot queue
+            // faster than the viewers' sockets take it (issue 14).
+            state.flushers.settle().await;
             Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})))
         }
         Err(e) => {

@@ -6,16 +6,30 @@
 //! still waiting instead of waking each connection. Under load a viewer's
 //! write then carries many frames; when idle the list is empty and the
 //! task sleeps.
+//!
+//! Each time the flusher takes the list is a *pass*. [`Flushers::settle`]
+//! lets a publisher wait until the passes that write what it queued are
+//! over: a publish is answered once its frames are in the viewers' sockets
+//! (or wait behind a socket that is full), so publishers cannot queue
+//! messages faster than the sockets take them, and the backlog (and with it
+//! every viewer's latency) stays bounded under overload (issue 14).
 
 use std::cell::RefCell;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
 /// Connections written between two yields to the worker's other tasks.
 pub const CHUNK: usize = 64;
+
+/// The longest a publisher waits in [`Flushers::settle`]; after it the
+/// publish is answered anyway (its message is stored and queued).
+pub const SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// A connection with frames waiting to be written (`ws::conn::Conn`).
 pub trait Pending: Send + Sync {
@@ -24,11 +38,23 @@ pub trait Pending: Send + Sync {
     fn flush(&self);
 }
 
+/// The list of connections to write and the number of passes that took it.
+#[derive(Default)]
+struct Dirty {
+    list: Vec<Arc<dyn Pending>>,
+    /// Passes started (each took a non-empty list).
+    taken: u64,
+}
+
 /// The list of connections with frames to write, and its writer's wake-up.
 #[derive(Default)]
 pub struct Flusher {
-    dirty: Mutex<Vec<Arc<dyn Pending>>>,
+    dirty: Mutex<Dirty>,
     wake: Notify,
+    /// Passes finished; never ahead of `Dirty::taken`.
+    done: AtomicU64,
+    /// Wakes the publishers waiting in [`Flusher::written`] after each pass.
+    passed: Notify,
     /// False once the writing task is gone (its runtime stopped).
     alive: AtomicBool,
 }
@@ -39,66 +65,218 @@ thread_local! {
 
 impl std::fmt::Debug for Flusher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let dirty = self.dirty.lock();
         f.debug_struct("Flusher")
-            .field("dirty", &self.dirty.lock().len())
+            .field("dirty", &dirty.list.len())
+            .field("taken", &dirty.taken)
+            .field("done", &self.done.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
 
 impl Flusher {
-    /// This worker's flusher, started on first use. Must be called on an
-    /// actix worker (it spawns the writing task there).
-    pub fn local() -> Arc<Self> {
-        LOCAL.with(|local| {
-            let mut local = local.borrow_mut();
-            if let Some(f) = local.as_ref().filter(|f| f.alive.load(Ordering::Acquire)) {
-                return f.clone();
-            }
-            let flusher = Arc::new(Self::default());
-            flusher.alive.store(true, Ordering::Release);
-            actix_web::rt::spawn(flusher.clone().run());
-            *local = Some(flusher.clone());
-            flusher
-        })
-    }
-
     /// Lists `conn` (the caller makes sure it is listed once).
     pub fn mark(&self, conn: Arc<dyn Pending>) {
         let first = {
             let mut dirty = self.dirty.lock();
-            dirty.push(conn);
-            dirty.len() == 1
+            dirty.list.push(conn);
+            dirty.list.len() == 1
         };
         if first {
             self.wake.notify_one();
         }
     }
 
+    /// The pass after which everything listed now has been written.
+    fn target(&self) -> u64 {
+        let dirty = self.dirty.lock();
+        // A non-empty list is taken by the next pass; otherwise only the
+        // pass in progress (if any) may still hold connections listed
+        // before now.
+        dirty.taken + u64::from(!dirty.list.is_empty())
+    }
+
+    /// Waits until pass `target` is over (or the flusher is gone).
+    async fn written(&self, target: u64) {
+        loop {
+            let mut passed = pin!(self.passed.notified());
+            passed.as_mut().enable();
+            if self.done.load(Ordering::Acquire) >= target || !self.alive.load(Ordering::Acquire) {
+                return;
+            }
+            passed.await;
+        }
+    }
+
     async fn run(self: Arc<Self>) {
-        /// Marks the flusher dead when the task is dropped with its runtime.
-        struct Alive<'a>(&'a AtomicBool);
+        /// Marks the flusher dead when the task is dropped with its runtime,
+        /// and lets its waiting publishers go.
+        struct Alive<'a>(&'a Flusher);
         impl Drop for Alive<'_> {
             fn drop(&mut self) {
-                self.0.store(false, Ordering::Release);
+                self.0.alive.store(false, Ordering::Release);
+                self.0.passed.notify_waiters();
             }
         }
-        let _alive = Alive(&self.alive);
+        let _alive = Alive(&self);
         let mut batch = Vec::new();
         loop {
             self.wake.notified().await;
             loop {
-                std::mem::swap(&mut *self.dirty.lock(), &mut batch);
-                if batch.is_empty() {
-                    break;
-                }
+                let pass = {
+                    let mut dirty = self.dirty.lock();
+                    std::mem::swap(&mut dirty.list, &mut batch);
+                    if batch.is_empty() {
+                        break;
+                    }
+                    dirty.taken += 1;
+                    dirty.taken
+                };
                 for (n, conn) in batch.drain(..).enumerate() {
                     conn.flush();
                     if (n + 1) % CHUNK == 0 {
                         tokio::task::yield_now().await;
                     }
                 }
+                self.done.store(pass, Ordering::Release);
+                self.passed.notify_waiters();
                 tokio::task::yield_now().await;
             }
         }
+    }
+}
+
+/// Every worker's flusher: each worker starts its own on first use, and
+/// publishers wait on all of them ([`Flushers::settle`]).
+#[derive(Debug, Default)]
+pub struct Flushers {
+    all: Mutex<Vec<Weak<Flusher>>>,
+}
+
+impl Flushers {
+    /// This worker's flusher, started on first use. Must be called on an
+    /// actix worker (it spawns the writing task there).
+    pub fn local(&self) -> Arc<Flusher> {
+        LOCAL.with(|local| {
+            let mut local = local.borrow_mut();
+            if let Some(f) = local.as_ref().filter(|f| f.alive.load(Ordering::Acquire)) {
+                self.register(f);
+                return f.clone();
+            }
+            let flusher = Arc::new(Flusher::default());
+            flusher.alive.store(true, Ordering::Release);
+            actix_web::rt::spawn(flusher.clone().run());
+            self.register(&flusher);
+            *local = Some(flusher.clone());
+            flusher
+        })
+    }
+
+    /// Adds `flusher` to the set unless it is in it (a thread's flusher may
+    /// serve several servers in tests).
+    fn register(&self, flusher: &Arc<Flusher>) {
+        let mut all = self.all.lock();
+        if all
+            .iter()
+            .any(|f| std::ptr::eq(f.as_ptr(), Arc::as_ptr(flusher)))
+        {
+            return;
+        }
+        all.retain(|f| f.strong_count() > 0);
+        all.push(Arc::downgrade(flusher));
+    }
+
+    /// Waits until every frame queued for a WebSocket before this call has
+    /// been written (or waits behind a full socket, which its connection's
+    /// task writes when it drains), at most [`SETTLE_LIMIT`]. Returns
+    /// whether they were. A publish waits here before it is answered: that
+    /// is the backpressure that keeps publishers from queuing faster than
+    /// the sockets take it.
+    pub async fn settle(&self) -> bool {
+        self.wait(Flusher::target).await
+    }
+
+    /// Waits until each flusher has finished the pass that `target` names.
+    async fn wait(&self, target: impl Fn(&Flusher) -> u64) -> bool {
+        let waits: Vec<(Arc<Flusher>, u64)> = {
+            let all = self.all.lock();
+            all.iter()
+                .filter_map(Weak::upgrade)
+                .map(|f| {
+                    let target = target(&f);
+                    (f, target)
+                })
+                .filter(|(f, target)| f.done.load(Ordering::Acquire) < *target)
+                .collect()
+        };
+        if waits.is_empty() {
+            return true;
+        }
+        let deadline = Instant::now() + SETTLE_LIMIT;
+        for (flusher, target) in waits {
+            if tokio::time::timeout_at(deadline, flusher.written(target))
+                .await
+                .is_err()
+            {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    #[derive(Default)]
+    struct Counted(AtomicUsize);
+
+    impl Pending for Counted {
+        fn flush(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[tokio::test]
+    async fn settle_waits_for_the_pass_that_writes_what_was_queued() {
+        tokio::task::LocalSet::new()
+            .run_until(settle_writes_what_was_queued())
+            .await;
+    }
+
+    async fn settle_writes_what_was_queued() {
+        let flushers = Flushers::default();
+        assert!(flushers.settle().await, "no flusher: nothing to wait for");
+        let flusher = flushers.local();
+        let conn = Arc::new(Counted::default());
+        flusher.mark(conn.clone());
+        assert!(flushers.settle().await);
+        assert_eq!(
+            conn.0.load(Ordering::Relaxed),
+            1,
+            "written before settle returned"
+        );
+        // Nothing listed: settling is immediate and writes nothing.
+        assert!(flushers.settle().await);
+        assert_eq!(conn.0.load(Ordering::Relaxed), 1);
+        let many: Vec<Arc<Counted>> = (0..3 * CHUNK).map(|_| Arc::default()).collect();
+        for c in &many {
+            flusher.mark(c.clone());
+        }
+        assert!(flushers.settle().await);
+        assert!(many.iter().all(|c| c.0.load(Ordering::Relaxed) == 1));
+    }
+
+    #[test]
+    fn the_target_counts_the_pass_in_progress_and_the_next() {
+        let flusher = Flusher::default();
+        assert_eq!(flusher.target(), 0, "idle, nothing listed");
+        flusher.mark(Arc::new(Counted::default()));
+        assert_eq!(flusher.target(), 1, "the next pass takes the list");
+        flusher.dirty.lock().list.clear();
+        flusher.dirty.lock().taken = 1;
+        assert_eq!(flusher.target(), 1, "pass 1 is in progress");
     }
 }

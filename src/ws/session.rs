@@ -25,7 +25,6 @@ use tokio::time::{Duration, sleep_until, timeout};
 use crate::state::AppState;
 
 use super::conn::{Conn, Flushed};
-use super::flusher::Flusher;
 use super::rate::RateLimiter;
 use super::reader::{FrameReader, Incoming};
 
@@ -177,7 +176,7 @@ pub async fn run<P: Protocol>(
         state.next_conn_id(),
         max_frames,
         state.metrics.slow_consumers.clone(),
-        Some((io, Flusher::local())),
+        Some((io, state.flushers.local())),
     );
     let Some(io) = conn.io() else { return };
     let closed = Closed(&conn);
@@ -353,5 +352,54 @@ async fn read_messages<P: Protocol>(
                 return Reading::End(Ending::new(code, ""));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::sync::Semaphore;
+    use tokio_util::sync::CancellationToken;
+
+    use super::*;
+    use crate::broker::{Broker, MemoryBroker};
+    use crate::cli::ServeArgs;
+    use crate::config::Settings;
+    use crate::domain::User;
+    use crate::metrics::Metrics;
+    use crate::ws::viewer::Viewer;
+
+    /// Every viewer's task holds this future for as long as it is
+    /// connected: it is most of an idle connection's memory (issue 14:
+    /// at most 2,000 bytes per idle subscribed viewer in all).
+    #[tokio::test]
+    async fn a_viewer_connection_task_stays_small() {
+        let settings = Arc::new(Settings::from_args(ServeArgs::default()).unwrap());
+        let metrics = Metrics::new();
+        let broker = Arc::new(Broker::Memory(MemoryBroker::new(10, 10, metrics.clone())));
+        let state = Data::new(AppState::new(
+            settings,
+            broker,
+            metrics,
+            CancellationToken::new(),
+        ));
+        let permit = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        let io = TcpStream::from_std(server).unwrap();
+        let user = User {
+            id: "local:viewer".into(),
+            login: "viewer".into(),
+            display_name: "viewer".into(),
+        };
+        let task = run(state, permit, Viewer::new(user), io, BytesMut::new());
+        let size = std::mem::size_of_val(&task);
+        eprintln!("viewer connection future: {size} bytes");
+        assert!(size <= 832, "the connection future grew to {size} bytes");
+        drop(task);
+        drop(client);
     }
 }
