@@ -4,7 +4,9 @@
 //! ([`Inbox::offer`]); the first pending frame puts the connection on its
 //! worker's `ws::flusher` list, and the flusher writes everything pending
 //! in one piece with one system call. A busy viewer therefore gets many
-//! frames per write, an idle one holds no buffer at all. When the socket is
+//! frames per write and keeps its buffer from one write to the next; a
+//! quiet one holds no buffer at all (a small write, such as the next ping,
+//! gives a kept buffer back). When the socket is
 //! full, the connection's own task (`ws::session`) waits for it and writes
 //! the rest.
 
@@ -13,7 +15,7 @@ use std::sync::{Arc, Weak};
 
 use actix_http::ws::{CloseReason, OpCode, Parser};
 use actix_web::rt::net::TcpStream;
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use parking_lot::Mutex;
 use prometheus::IntCounter;
 use tokio::sync::Notify;
@@ -22,6 +24,11 @@ use crate::broker::{ConnId, Inbox, Offer};
 use crate::domain::{ChannelName, Envelope, MessageId};
 
 use super::flusher::{Flusher, Pending};
+
+/// A write at least this large leaves its buffer to the next batch.
+const KEEP_MIN_BYTES: usize = 1024;
+/// A buffer that held a larger batch is given back after it.
+const KEEP_MAX_BYTES: usize = 64 * 1024;
 
 /// The outbox holds as many frames as its connection may have pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,55 +44,73 @@ enum Feed {
     Live { after: Option<MessageId> },
 }
 
-/// The channels of one connection: a few at most (`MAX_CHANNELS_PER_CONNECTION`),
-/// so a list, which costs one small allocation where a hash map costs several
-/// times that.
+/// The channels of one connection: a few at most (`MAX_CHANNELS_PER_CONNECTION`).
+/// The first is held inline: most connections watch one channel, and every
+/// delivery looks its feed up, so it sits in the connection's own memory
+/// (no pointer to chase, no allocation); the others are in a list.
 #[derive(Debug, Default)]
-struct Feeds(Vec<(ChannelName, Feed)>);
+struct Feeds {
+    first: Option<(ChannelName, Feed)>,
+    more: Vec<(ChannelName, Feed)>,
+}
 
 impl Feeds {
+    fn iter(&self) -> impl Iterator<Item = &(ChannelName, Feed)> {
+        self.first.iter().chain(self.more.iter())
+    }
+
+    fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.more.len()
+    }
+
     fn get_mut(&mut self, channel: &ChannelName) -> Option<&mut Feed> {
-        self.0
+        self.first
             .iter_mut()
+            .chain(self.more.iter_mut())
             .find(|(c, _)| c == channel)
             .map(|(_, feed)| feed)
     }
 
     fn insert(&mut self, channel: &ChannelName, feed: Feed) {
-        match self.get_mut(channel) {
-            Some(existing) => *existing = feed,
-            None => {
-                // Most connections watch one channel: no room for four.
-                self.0.reserve_exact(1);
-                self.0.push((channel.clone(), feed));
-            }
+        if let Some(existing) = self.get_mut(channel) {
+            *existing = feed;
+        } else if self.first.is_none() {
+            self.first = Some((channel.clone(), feed));
+        } else {
+            self.more.reserve_exact(1);
+            self.more.push((channel.clone(), feed));
         }
     }
 
     fn contains(&self, channel: &ChannelName) -> bool {
-        self.0.iter().any(|(c, _)| c == channel)
+        self.iter().any(|(c, _)| c == channel)
     }
 
     fn remove(&mut self, channel: &ChannelName) -> bool {
-        let before = self.0.len();
-        self.0.retain(|(c, _)| c != channel);
-        self.0.len() < before
+        if self.first.as_ref().is_some_and(|(c, _)| c == channel) {
+            self.first = self.more.pop();
+            return true;
+        }
+        let before = self.more.len();
+        self.more.retain(|(c, _)| c != channel);
+        self.more.len() < before
     }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Encoded frames not yet taken for writing.
+    /// Encoded frames not yet accepted by the kernel: the batch being
+    /// written (its first `batch` bytes), then those queued after it.
     out: BytesMut,
-    /// Data frames in `out`.
+    /// Bytes at the front of `out` taken for writing.
+    batch: usize,
+    /// Data frames queued after the batch being written.
     frames: usize,
     channels: Feeds,
     /// Set once the viewer fell behind; nothing more is queued.
     overflowed: bool,
     /// Set when the connection ended; nothing more is queued.
     closed: bool,
-    /// Taken from `out`, not yet accepted by the kernel.
-    writing: Bytes,
     /// On the flusher's list.
     scheduled: bool,
     /// The socket was full: the connection's task writes when it drains.
@@ -188,19 +213,32 @@ impl Conn {
         if inner.failed {
             return Flushed::Failed;
         }
+        let mut written = 0;
         loop {
-            if inner.writing.is_empty() {
+            if inner.batch == 0 {
                 if inner.out.is_empty() {
                     inner.blocked = false;
+                    // A busy connection keeps its buffer for the next
+                    // batch (no allocation per write); a quiet one, or one
+                    // whose batch was large, gives it back.
+                    if (KEEP_MIN_BYTES..=KEEP_MAX_BYTES).contains(&written) {
+                        inner.out.clear();
+                    } else {
+                        inner.out = BytesMut::new();
+                    }
                     return Flushed::Done;
                 }
                 inner.frames = 0;
-                // Taken whole: an idle connection keeps no buffer.
-                inner.writing = std::mem::take(&mut inner.out).freeze();
+                inner.batch = inner.out.len();
             }
-            match write(&inner.writing) {
+            match write(&inner.out[..inner.batch]) {
                 Ok(0) => break,
-                Ok(n) => inner.writing.advance(n),
+                Ok(n) => {
+                    let n = n.min(inner.batch);
+                    inner.out.advance(n);
+                    inner.batch -= n;
+                    written += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if !inner.blocked {
                         inner.blocked = true;
@@ -212,7 +250,8 @@ impl Conn {
             }
         }
         inner.failed = true;
-        inner.writing = Bytes::new();
+        inner.out = BytesMut::new();
+        inner.batch = 0;
         self.wake.notify_one();
         Flushed::Failed
     }
@@ -267,7 +306,10 @@ impl Conn {
             return;
         }
         if drop_pending {
-            inner.out.clear();
+            // The batch being written stays: a frame cut short would break
+            // the stream.
+            let batch = inner.batch;
+            inner.out.truncate(batch);
             inner.frames = 0;
         }
         Parser::write_close(&mut inner.out, Some(reason), false);
@@ -305,7 +347,6 @@ impl Conn {
         self.inner
             .lock()
             .channels
-            .0
             .iter()
             .map(|(c, _)| c.clone())
             .collect()
@@ -313,7 +354,7 @@ impl Conn {
 
     /// How many channels the connection is on or joining.
     pub fn channel_count(&self) -> usize {
-        self.inner.lock().channels.0.len()
+        self.inner.lock().channels.len()
     }
 
     /// Whether the connection is on or joining `channel`.
@@ -512,6 +553,46 @@ mod tests {
         assert_eq!(conn.offer(&env(4)), Offer::Taken);
         assert!(conn.leave(&channel()));
         assert_eq!(conn.offer(&env(5)), Offer::Skipped);
+    }
+
+    #[test]
+    fn a_connection_on_several_channels_leaves_them_one_by_one() {
+        let names: Vec<ChannelName> = ["somechannel", "other", "third"]
+            .iter()
+            .map(|n| ChannelName::parse(n).unwrap())
+            .collect();
+        let conn = conn(100);
+        for name in &names {
+            conn.begin(name);
+            assert_eq!(conn.go_live(name, None, "{}", &[]), GoLive::Queued);
+        }
+        assert_eq!(conn.channel_count(), 3);
+        assert_eq!(conn.offer(&env(1)), Offer::Taken, "somechannel is on");
+        assert!(conn.leave(&names[0]), "the first one leaves");
+        assert!(!conn.leave(&names[0]), "once");
+        assert_eq!(conn.offer(&env(2)), Offer::Skipped);
+        let mut left = conn.channels();
+        left.sort();
+        assert_eq!(left, vec![names[1].clone(), names[2].clone()]);
+        assert!(conn.has_channel(&names[2]));
+        assert!(conn.leave(&names[2]) && conn.leave(&names[1]));
+        assert_eq!(conn.channel_count(), 0);
+    }
+
+    #[test]
+    fn a_busy_connection_keeps_its_buffer_and_a_quiet_one_gives_it_back() {
+        let conn = conn(100);
+        for _ in 0..10 {
+            conn.push_text(&"x".repeat(200)).unwrap();
+        }
+        assert!(written(&conn).len() > KEEP_MIN_BYTES);
+        assert!(
+            conn.inner.lock().out.capacity() > 0,
+            "kept for the next batch"
+        );
+        conn.push_text("small").unwrap();
+        assert_eq!(written(&conn).len(), 7);
+        assert_eq!(conn.inner.lock().out.capacity(), 0, "given back");
     }
 
     #[test]
