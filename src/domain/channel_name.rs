@@ -8,10 +8,15 @@ use std::fmt;
 /// Longest Twitch login (TWITCH.md §8).
 pub const MAX_LOGIN_CHARS: usize = 25;
 
-/// A validated channel name: 1 to 25 of `a-z 0-9 _`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(transparent)]
-pub struct ChannelName(String);
+/// A validated channel name: 1 to 25 of `a-z 0-9 _`. Held inline, without
+/// an allocation: every connection, subscription and message carries one,
+/// and the hub compares them for every delivery.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct ChannelName {
+    len: u8,
+    /// The name's bytes, then zeros.
+    bytes: [u8; MAX_LOGIN_CHARS],
+}
 
 /// Which rule a channel name broke.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -36,19 +41,49 @@ impl ChannelName {
         if raw.len() > MAX_LOGIN_CHARS {
             return Err(ChannelNameError::TooLong);
         }
-        let lower = raw.to_ascii_lowercase();
-        if !lower
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(ChannelNameError::InvalidCharacter);
+        let mut bytes = [0u8; MAX_LOGIN_CHARS];
+        for (slot, b) in bytes.iter_mut().zip(raw.bytes()) {
+            let b = b.to_ascii_lowercase();
+            if !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                return Err(ChannelNameError::InvalidCharacter);
+            }
+            *slot = b;
         }
-        Ok(Self(lower))
+        let len = u8::try_from(raw.len()).map_err(|_| ChannelNameError::TooLong)?;
+        Ok(Self { len, bytes })
     }
 
     /// The name as a string slice.
     pub fn as_str(&self) -> &str {
-        &self.0
+        // ASCII by construction, so never the empty fallback.
+        self.bytes
+            .get(..usize::from(self.len))
+            .and_then(|b| std::str::from_utf8(b).ok())
+            .unwrap_or_default()
+    }
+}
+
+impl fmt::Debug for ChannelName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("ChannelName").field(&self.as_str()).finish()
+    }
+}
+
+impl PartialOrd for ChannelName {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for ChannelName {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl serde::Serialize for ChannelName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
@@ -62,13 +97,13 @@ impl<'de> serde::Deserialize<'de> for ChannelName {
 
 impl fmt::Display for ChannelName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
 impl AsRef<str> for ChannelName {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
@@ -100,6 +135,18 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn names_compare_and_print_as_their_strings() {
+        let a = ChannelName::parse("ab").unwrap();
+        let abc = ChannelName::parse("abc").unwrap();
+        let b = ChannelName::parse("b").unwrap();
+        assert!(a < abc && abc < b);
+        assert_eq!(a, ChannelName::parse("AB").unwrap());
+        assert_eq!(format!("{abc}"), "abc");
+        assert_eq!(format!("{abc:?}"), "ChannelName(\"abc\")");
+        assert_eq!(serde_json::to_string(&abc).unwrap(), "\"abc\"");
     }
 
     proptest! {
