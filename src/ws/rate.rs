@@ -1,15 +1,16 @@
 //! Sliding-window frame limiter (SPEC §7.2): at most N acted-on frames in
 //! any window.
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 /// Timestamps of the frames acted on within the last window.
 #[derive(Debug)]
 pub struct RateLimiter {
     window: Duration,
-    /// Holds at most `max` instants.
-    recent: VecDeque<Instant>,
+    /// Oldest first; at most `max` instants. Grown one slot at a time and
+    /// given back once empty: every connection holds one, and most send a
+    /// frame or two (a subscribe) and then only read.
+    recent: Vec<Instant>,
     max: usize,
 }
 
@@ -18,23 +19,26 @@ impl RateLimiter {
     pub fn new(max: usize, window: Duration) -> Self {
         Self {
             window,
-            // Grows with use: an idle connection holds a few bytes.
-            recent: VecDeque::new(),
+            recent: Vec::new(),
             max,
         }
     }
 
     /// True (and counted) when a frame at `now` may be acted on.
     pub fn allow(&mut self, now: Instant) -> bool {
-        while let Some(first) = self.recent.front() {
-            if now.duration_since(*first) >= self.window {
-                self.recent.pop_front();
-            } else {
-                break;
-            }
+        let expired = self
+            .recent
+            .iter()
+            .take_while(|t| now.duration_since(**t) >= self.window)
+            .count();
+        if expired == self.recent.len() {
+            self.recent = Vec::new();
+        } else {
+            self.recent.drain(..expired);
         }
         if self.recent.len() < self.max {
-            self.recent.push_back(now);
+            self.recent.reserve_exact(1);
+            self.recent.push(now);
             true
         } else {
             false
