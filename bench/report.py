@@ -40,7 +40,8 @@ def lat(r, q):
 
 
 def div(v, d):
-    return v / d if isinstance(v, (int, float)) and v else None
+    ok = isinstance(v, (int, float)) and isinstance(d, (int, float)) and v and d
+    return v / d if ok else None
 
 
 def med(values):
@@ -142,6 +143,8 @@ FANOUT_COLS = [
     ("dup", lambda rs: total([r.get("duplicated") for r in rs]), fmt),
     ("closed early", lambda rs: total([r.get("closed_early") for r in rs]), fmt),
     ("server CPU µs/delivery", lambda rs: med([r.get("server_cpu_us_per_delivery") for r in rs]), fmt_ms),
+    ("deliveries per write", lambda rs: med([div(r.get("received_unique"), r.get("server_write_syscalls"))
+                                             for r in rs]), lambda v: fmt(v, 1)),
     ("server CPU %", lambda rs: med([r.get("server_cpu_util") for r in rs]), pct),
     ("loadgen CPU %", lambda rs: med([r.get("loadgen_cpu_util") for r in rs]), pct),
     ("server peak RSS MiB", lambda rs: med([div(r.get("server_peak_rss_kb"), 1024) for r in rs]),
@@ -434,6 +437,7 @@ def growth_section(rep, out_path):
         FANOUT_COLS[0], FANOUT_COLS[1], FANOUT_COLS[3], FANOUT_COLS[4],
         ("bytes per connection", lambda rs: med([r.get("bytes_per_connection") for r in rs]), fmt),
         FANOUT_COLS[5], FANOUT_COLS[6], FANOUT_COLS[7], FANOUT_COLS[8], FANOUT_COLS[9], FANOUT_COLS[10],
+        FANOUT_COLS[11],
     ]
     names = sorted(growth, key=lambda n: rep.rows(n, rep.targets(n)[0])[0].get("viewers", 0)) + chans
     side_by_side(rep, names, cols, ("viewers × messages", lambda rs: shape(rs[0]) if rs else "–"))

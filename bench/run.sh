@@ -288,6 +288,16 @@ server_hwm_kb() {
   awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 }
 
+# System calls that write to sockets, counted per run with perf's syscall tracepoints
+# (cheap, unlike strace) when this kernel allows it: writes per delivery is how well a
+# server batches frames.
+PERF_WRITES=0
+if command -v perf >/dev/null &&
+  perf stat -x, -e syscalls:sys_enter_sendto -o /dev/null true >/dev/null 2>&1; then
+  PERF_WRITES=1
+fi
+WRITE_EVENTS=syscalls:sys_enter_sendto,syscalls:sys_enter_write,syscalls:sys_enter_writev
+
 REDIS_OK=1
 if want_target redis; then
   ensure_redis || REDIS_OK=0
@@ -360,9 +370,22 @@ for entry in "${CASE_LIST[@]}"; do
       log_file=$OUT/$name-$target-$run.log
       run_env=(BENCH_CHANNEL="$channel")
       [[ $target == redis && -n $REDIS_PID ]] && run_env+=(BENCH_REDIS_PID="$REDIS_PID")
+      perf_pid=
+      if [[ $PERF_WRITES == 1 ]]; then
+        perf stat -x, -e "$WRITE_EVENTS" -o "$OUT/perf-$name-$target-$run.csv" \
+          -p "$(IFS=,; echo "${SERVER_PIDS[*]}")" >/dev/null 2>&1 &
+        perf_pid=$!
+      fi
       rc=0
       env "${run_env[@]}" taskset -c "$LOADGEN_CPU" "$LOADGEN" "${argv[@]}" "${urls[@]}" "${pids[@]}" \
         >"$log_file" 2>&1 || rc=$?
+      writes=
+      if [[ -n $perf_pid ]]; then
+        kill -INT "$perf_pid" 2>/dev/null || true
+        wait "$perf_pid" 2>/dev/null || true
+        writes=$(awk -F, '$3 ~ /sys_enter_(sendto|write|writev)$/ {s += $1} END {print s + 0}' \
+          "$OUT/perf-$name-$target-$run.csv" 2>/dev/null || true)
+      fi
       hwms=()
       alive=1
       for pid in "${SERVER_PIDS[@]}"; do
@@ -381,7 +404,7 @@ for entry in "${CASE_LIST[@]}"; do
       [[ $rc == 0 && $alive == 1 ]] || FAILED=1
       python3 -c '
 import json, sys
-name, target, run, rc, hwm, alive, result, instances = sys.argv[1:9]
+name, target, run, rc, hwm, alive, result, instances, writes = sys.argv[1:10]
 try:
     r = json.loads(result)
 except ValueError:
@@ -393,8 +416,11 @@ r["server_peak_rss_kb"] = sum(each)  # summed over the instances
 if len(each) > 1:
     r["server_peak_rss_kb_each"] = each
 r["server_alive_after"] = alive == "1"
+if writes:
+    # Socket writes over the whole run (connects and replies included).
+    r["server_write_syscalls"] = int(writes)
 print(json.dumps({"case": name, "target": target, "run": int(run), "result": r}))
-' "$name" "$target" "$run" "$rc" "$hwm" "$alive" "$result" "$instances" >>"$OUT/results.jsonl"
+' "$name" "$target" "$run" "$rc" "$hwm" "$alive" "$result" "$instances" "$writes" >>"$OUT/results.jsonl"
       [[ $alive == 1 ]] || log "a server was not running at the end of $name [$target] run $run (see $OUT/server-$name-$target-$run-*.log)"
     done
   done
