@@ -154,6 +154,31 @@ FANOUT_COLS = [
 NO_RATIO = {"lost", "dup", "closed early", "loadgen CPU %"}
 
 
+# Rooms (issue 11): `loadgen room`. "settled ms" is from the first send until every member
+# holds the final tally or value (chat: until every delivery arrived); "after last send"
+# is the part of it after the last frame was sent.
+ROOM_COLS = [
+    ("settled ms", lambda rs: med([r.get("settle_ms") for r in rs]), fmt),
+    ("after last send ms", lambda rs: med([r.get("settle_after_last_send_ms") for r in rs]), fmt),
+    ("frames/member", lambda rs: med([(r.get("frames_per_member") or {}).get("mean") for r in rs]),
+     lambda v: fmt(v, 1)),
+    ("p50 ms", lambda rs: med([lat(r, "p50") for r in rs]), fmt_ms),
+    ("p99 ms", lambda rs: med([lat(r, "p99") for r in rs]), fmt_ms),
+    ("lost", lambda rs: total([r.get("lost") for r in rs]), fmt),
+    ("dup", lambda rs: total([r.get("duplicated") for r in rs]), fmt),
+    ("server CPU µs/op", lambda rs: med([r.get("server_cpu_us_per_op") for r in rs]), fmt_ms),
+    ("server CPU %", lambda rs: med([r.get("server_cpu_util") for r in rs]), pct),
+]
+
+
+def room_what(rs):
+    if not rs:
+        return "–"
+    r = rs[0]
+    op = "delivery" if r.get("scenario") == "chat" else "send"
+    return f"{r.get('scenario', '?')}: {fmt(r.get('members'))} members, {fmt(r.get('sends'))} sends; µs per {op}"
+
+
 def side_by_side(rep, names, cols, first_col):
     """One table: a row per (case, target) and a bridge ÷ Bun row where both ran."""
     w = rep.w
@@ -542,7 +567,8 @@ def main():
     red = [n for n in cases if mode_of(n) == "fanout" and "redis" in cases[n]]
     ing = [n for n in cases if mode_of(n) == "ingest"]
     idl = [n for n in cases if mode_of(n) == "idle"]
-    known = set(fan) | set(red) | set(ing) | set(idl) | {n for n in cases if growth_like(n)}
+    rooms = [n for n in cases if mode_of(n) == "room"]
+    known = set(fan) | set(red) | set(ing) | set(idl) | set(rooms) | {n for n in cases if growth_like(n)}
     other = [n for n in cases if n not in known]
 
     targets_section(rep, a)
@@ -580,6 +606,17 @@ def main():
         w("## Idle subscribed connections\n")
         w("Bytes per connection = (server RSS after holding − RSS before connecting) ÷ viewers.\n")
         side_by_side(rep, idl, IDLE_COLS, ("viewers", lambda rs: fmt(rs[0].get("viewers")) if rs else "–"))
+    if rooms:
+        w("## Rooms (`/websocket?room=`, issue 11)\n")
+        w(
+            "chat: one member sends chat messages at the given rate, every member (the sender too) "
+            "receives them; compare with the `/ws` fan-out of the same size above. votes: every "
+            "member, each its own viewer, votes once in one poll within the window; stats are "
+            "coalesced to 10 a second. counter: every member adds 0.01 at 18/s (under the rate "
+            "limit); the final value must be exact. Redis rows: two instances on one core, members "
+            "split round-robin.\n"
+        )
+        side_by_side(rep, rooms, ROOM_COLS, ("what", room_what))
     growth_section(rep, a.out)
     for n in other:
         rs_all = [r for t in rep.targets(n) for r in rep.rows(n, t)]

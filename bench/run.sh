@@ -122,6 +122,9 @@ full)
     "redis-fanout-1000x1000-flat|redis|fanout --viewers 1000 --messages 1000 --bytes 256 --rate 0 --publishers 32"
     "ingest-20000-c64|bridge bun|ingest --count 20000 --concurrency 64"
     "idle-10000|bridge bun|idle --viewers 10000 --seconds 10"
+    "room-chat-5000x50-10ps|bridge redis|room --scenario chat --members 5000 --messages 50 --rate 10"
+    "room-votes-5000|bridge redis|room --scenario votes --members 5000 --window 1"
+    "room-counter-1000x100|bridge redis|room --scenario counter --members 1000 --messages 100 --rate 10"
     "${GROWTH_CASES[@]}"
   )
   ;;
@@ -135,6 +138,9 @@ quick)
     "redis-fanout-100x200-flat|redis|fanout --viewers 100 --messages 200 --bytes 256 --rate 0 --publishers 32"
     "ingest-2000-c16|bridge bun|ingest --count 2000 --concurrency 16"
     "idle-500|bridge bun|idle --viewers 500 --seconds 2"
+    "room-chat-200x20-10ps|bridge redis|room --scenario chat --members 200 --messages 20 --rate 10"
+    "room-votes-300|bridge redis|room --scenario votes --members 300 --window 1"
+    "room-counter-100x20|bridge redis|room --scenario counter --members 100 --messages 20 --rate 10"
   )
   ;;
 growth) CASE_LIST=("${GROWTH_CASES[@]}") ;;

@@ -13,6 +13,7 @@ mod idle;
 mod ingest;
 mod rawhttp;
 mod rawws;
+mod rooms;
 mod slow;
 mod viewers;
 
@@ -38,6 +39,8 @@ enum Mode {
     Idle(idle::IdleArgs),
     /// This host's speed at system calls and loopback TCP (no server needed).
     Calibrate(calibrate::CalibrateArgs),
+    /// Interactive rooms (SPEC §9): chat fan-out, a vote storm or a counter storm.
+    Room(rooms::RoomArgs),
 }
 
 #[tokio::main]
@@ -48,6 +51,7 @@ async fn main() -> std::process::ExitCode {
         Mode::Ingest(a) => ("ingest", ingest::run(a).await),
         Mode::Idle(a) => ("idle", idle::run(a).await),
         Mode::Calibrate(a) => ("calibrate", calibrate::run(a).await),
+        Mode::Room(a) => ("room", rooms::run(a).await),
     };
     match result {
         Ok(v) => {

@@ -98,6 +98,26 @@ pub async fn spawn_with(settings: Settings) -> TestApp {
     app
 }
 
+/// Signs in locally as `login` on the server at `base` with a client of its
+/// own; returns the session's `Cookie` header.
+pub async fn local_cookie(base: &str, login: &str) -> String {
+    let jar = Arc::new(Jar::default());
+    let client = reqwest::Client::builder()
+        .cookie_provider(jar.clone())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{base}/auth/local"))
+        .form(&[("login", login)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "local sign-in");
+    let url = reqwest::Url::parse(base).unwrap();
+    jar.cookies(&url).unwrap().to_str().unwrap().to_owned()
+}
+
 /// A signed EventSub request, ready to send or to tamper with.
 #[derive(Debug, Clone)]
 pub struct SignedWebhook {
@@ -245,21 +265,7 @@ impl TestApp {
     /// Signs in locally as `login` with a client of its own; returns the
     /// session's `Cookie` header (one per viewer, for several viewers).
     pub async fn login_cookie(&self, login: &str) -> String {
-        let jar = Arc::new(Jar::default());
-        let client = reqwest::Client::builder()
-            .cookie_provider(jar.clone())
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let r = client
-            .post(self.url("/auth/local"))
-            .form(&[("login", login)])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 302, "local sign-in");
-        let url = reqwest::Url::parse(&self.base).unwrap();
-        jar.cookies(&url).unwrap().to_str().unwrap().to_owned()
+        local_cookie(&self.base, login).await
     }
 
     /// Opens `room` signed in with `cookie`.

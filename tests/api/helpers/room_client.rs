@@ -94,6 +94,19 @@ impl RoomClient {
         self.wait_for("pong", |v| v["type"] == "pong").await;
     }
 
+    /// Fails if a frame matching `pred` arrives within `wait` (others, such
+    /// as a repeated current value, may).
+    pub async fn none_within(&mut self, wait: Duration, what: &str, pred: impl Fn(&Value) -> bool) {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            match self.ws.try_next_json(left).await {
+                Some(v) => assert!(!pred(&v), "{what}: {v}"),
+                None => return,
+            }
+        }
+    }
+
     /// True when no frame arrives within `wait`.
     pub async fn stays_quiet(&mut self, wait: Duration) -> bool {
         self.ws.stays_quiet(wait).await
