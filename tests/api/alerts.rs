@@ -479,7 +479,7 @@ async fn the_api_is_the_streamers_own_or_the_admins(store: Store) {
     let page = app.get_text("/dashboard").await;
     assert!(page.contains(r#"data-channel="teststreamer""#));
     assert!(page.contains("/static/dashboard.js"));
-    assert_eq!(page.contains("memory-notice"), app.state.alerts.is_memory());
+    assert_eq!(page.contains("memory-notice"), store == Store::Memory);
     let no_redirect = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()

@@ -6,6 +6,7 @@
 mod helpers;
 
 mod alerts;
+mod alerts_redis;
 mod auth_local;
 mod broker_behaviour;
 mod channels;

@@ -5,6 +5,7 @@
 //! behaviour test suite runs against both (`tests/api/alert_store.rs`).
 
 pub mod memory;
+pub mod redis;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use super::doorbell::Doorbell;
 use super::queue::QueueState;
 use super::settings::Settings;
 
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 
 /// Makes an enqueue idempotent: the first enqueue under `key` within `ttl`
@@ -62,15 +64,24 @@ pub fn fresh_key() -> String {
 
 /// A channel's alert store.
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one store per process, held in an Arc: the size is paid once"
+)]
 pub enum AlertStore {
     /// In this process.
     Memory(MemoryStore),
+    /// In Redis, shared by every instance.
+    Redis(RedisStore),
 }
 
 impl AlertStore {
     /// The store that matches the broker: Redis when the broker is.
     pub fn for_broker(broker: Arc<Broker>) -> Self {
-        Self::Memory(MemoryStore::new(broker))
+        match broker.redis() {
+            Some(redis) => Self::Redis(RedisStore::new(redis)),
+            None => Self::Memory(MemoryStore::new(broker)),
+        }
     }
 
     /// Whether the state lives only as long as this process.
@@ -92,6 +103,7 @@ impl AlertStore {
     ) -> Result<Enqueued, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.enqueue(alert, front, source, cap).await),
+            Self::Redis(s) => s.enqueue(alert, front, source, cap).await,
         }
     }
 
@@ -102,6 +114,7 @@ impl AlertStore {
     pub async fn ack(&self, channel: &ChannelName, id: &str) -> Result<bool, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.ack(channel, id).await),
+            Self::Redis(s) => s.ack(channel, id).await,
         }
     }
 
@@ -112,6 +125,7 @@ impl AlertStore {
     pub async fn skip(&self, channel: &ChannelName) -> Result<Option<String>, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.skip(channel).await),
+            Self::Redis(s) => s.skip(channel).await,
         }
     }
 
@@ -125,6 +139,7 @@ impl AlertStore {
                 s.set_paused(channel, paused).await;
                 Ok(())
             }
+            Self::Redis(s) => s.set_paused(channel, paused).await,
         }
     }
 
@@ -135,6 +150,7 @@ impl AlertStore {
     pub async fn clear(&self, channel: &ChannelName) -> Result<usize, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.clear(channel)),
+            Self::Redis(s) => s.clear(channel).await,
         }
     }
 
@@ -145,6 +161,7 @@ impl AlertStore {
     pub async fn settings(&self, channel: &ChannelName) -> Result<Settings, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.settings(channel)),
+            Self::Redis(s) => s.settings(channel).await,
         }
     }
 
@@ -162,6 +179,7 @@ impl AlertStore {
                 s.put_settings(channel, settings).await;
                 Ok(())
             }
+            Self::Redis(s) => s.put_settings(channel, &settings).await,
         }
     }
 
@@ -172,6 +190,7 @@ impl AlertStore {
     pub async fn key(&self, channel: &ChannelName) -> Result<Option<OverlayKey>, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.key(channel)),
+            Self::Redis(s) => s.key(channel).await,
         }
     }
 
@@ -182,6 +201,7 @@ impl AlertStore {
     pub async fn ensure_key(&self, channel: &ChannelName) -> Result<OverlayKey, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.ensure_key(channel)),
+            Self::Redis(s) => s.ensure_key(channel).await,
         }
     }
 
@@ -192,6 +212,7 @@ impl AlertStore {
     pub async fn rotate_key(&self, channel: &ChannelName) -> Result<OverlayKey, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.rotate_key(channel).await),
+            Self::Redis(s) => s.rotate_key(channel).await,
         }
     }
 
@@ -202,6 +223,7 @@ impl AlertStore {
     pub async fn state(&self, channel: &ChannelName) -> Result<QueueState, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.state(channel)),
+            Self::Redis(s) => s.state(channel).await,
         }
     }
 
@@ -216,6 +238,7 @@ impl AlertStore {
     ) -> Result<Option<Alert>, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.recent_alert(channel, id)),
+            Self::Redis(s) => s.recent_alert(channel, id).await,
         }
     }
 
@@ -227,6 +250,7 @@ impl AlertStore {
     pub async fn view(&self, channel: &ChannelName) -> Result<Doorbell, BrokerError> {
         match self {
             Self::Memory(s) => Ok(s.view(channel)),
+            Self::Redis(s) => s.view(channel).await,
         }
     }
 }
