@@ -87,3 +87,6 @@ fi
 
 # Rooms (SPEC §9) in a server of their own, in local mode.
 bash "$here/rooms.sh" "$bin"
+
+# Alert overlays (SPEC §8): dashboard, OBS overlay page, trigger and the API.
+bash "$here/alerts.sh" "$bin"
