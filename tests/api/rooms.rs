@@ -760,6 +760,11 @@ async fn the_room_page_is_for_the_streamer_and_the_watch_page_shows_the_room() {
     assert!(watch.contains(r#"href="/static/rooms.css""#));
 
     app.login_as(ROOM).await;
+    let dashboard = app.get_text("/dashboard").await;
+    assert!(
+        dashboard.contains(r#"href="/rooms/teststreamer""#),
+        "the dashboard links to the room page"
+    );
     let r = app
         .client
         .get(app.url("/rooms/TestStreamer"))

@@ -63,7 +63,10 @@ async function until(what, check) {
     const bob = await signedIn(browser, "bob");
     pages.push(streamer.page, ann.page, bob.page);
 
-    await streamer.page.goto(`${base}/rooms/teststreamer`);
+    // The streamer finds the room from the dashboard.
+    await streamer.page.goto(`${base}/dashboard`);
+    await streamer.page.getByRole("link", { name: "Open your room" }).click();
+    await streamer.page.waitForURL(`${base}/rooms/teststreamer`);
     await streamer.page.locator("#room-state.live").waitFor();
     for (const v of [ann, bob]) await v.page.goto(`${base}/watch/teststreamer`);
     for (const p of pages) {
