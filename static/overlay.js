@@ -18,6 +18,8 @@
   var ws = null;
   var attempt = 0;
   var audio = null;
+  // The last ack sent: sent again when the server could not act on it.
+  var lastAck = null;
 
   function finished(id) { return done.indexOf(id) !== -1; }
   function remember(id) { done.push(id); if (done.length > 200) done.shift(); }
@@ -60,7 +62,7 @@
     current = null;
     remember(c.id);
     leave(c);
-    if (ack) send({ op: "ack", id: c.id });
+    if (ack) { lastAck = c.id; send({ op: "ack", id: c.id }); }
   }
 
   function show(alert) {
@@ -106,6 +108,7 @@
     ws.onmessage = function (ev) {
       var f;
       try { f = JSON.parse(ev.data); } catch (e) { return; }
+      if (f.op === "alert" || f.op === "skip") lastAck = null;
       if (f.op === "welcome") {
         attempt = 0;
         settings = f.settings || {};
@@ -115,6 +118,10 @@
         if (current && current.id === f.id) end(false);
       } else if (f.op === "settings") {
         settings = f.settings || {};
+      } else if (f.op === "error" && (f.code === "rate_limited" || f.code === "unavailable") && lastAck) {
+        // An ack the server did not act on would hold the queue: send it again.
+        var id = lastAck;
+        setTimeout(function () { if (lastAck === id) send({ op: "ack", id: id }); }, 1000);
       }
     };
     ws.onclose = function (ev) {

@@ -124,8 +124,15 @@ const shown = (page) => page.evaluate(() => window.__shown);
     await overlay.page.screenshot({ path: path.join(out, "overlay-alert.png"), omitBackground: true });
     // The alert fits an 800x600 source too.
     await overlay.page.setViewportSize({ width: 800, height: 600 });
-    const box = await overlay.page.locator(".alert").last().boundingBox();
-    if (!box || box.x < 0 || box.y < 0 || box.x + box.width > 800 || box.y + box.height > 600) {
+    // The alert on screen (not one leaving), once laid out for the new size.
+    await overlay.page.waitForTimeout(150);
+    const box = await overlay.page.evaluate(() => {
+      const el = document.querySelector(".alert.in:not(.out)");
+      if (!el) return null;
+      const r = el.getBoundingClientRect();
+      return { x: r.left, y: r.top, right: r.right, bottom: r.bottom, width: el.offsetWidth };
+    });
+    if (box && (box.x < -1 || box.y < -1 || box.right > 801 || box.bottom > 601 || box.width > 800)) {
       throw new Error(`alert does not fit 800x600: ${JSON.stringify(box)}`);
     }
     await overlay.page.screenshot({ path: path.join(out, "overlay-800x600.png"), omitBackground: true });
