@@ -174,6 +174,12 @@ pub struct Limits {
     pub dedupe_window: Duration,
     /// Most webhook ids remembered in memory; the oldest go first past it.
     pub dedupe_capacity: usize,
+    /// How long one attempt holds a webhook id or idempotency key before
+    /// another may take it over (`broker::claim`): longer than an attempt
+    /// takes (a claim, two publishes and the completion, each under
+    /// `broker_timeout`), short enough that a lease whose owner vanished
+    /// holds up Twitch's retries for seconds, not minutes.
+    pub claim_lease: Duration,
     /// How long publish `Idempotency-Key`s are remembered.
     pub idempotency_window: Duration,
     /// Largest webhook body (SPEC §4 step 1).
@@ -245,6 +251,7 @@ impl Default for Limits {
             max_connections: 100_000,
             dedupe_window: Duration::from_secs(600),
             dedupe_capacity: 1_000_000,
+            claim_lease: Duration::from_secs(15),
             idempotency_window: Duration::from_secs(600),
             max_body_bytes: 1024 * 1024,
             max_timestamp_age: Duration::from_secs(600),

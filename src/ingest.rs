@@ -1,10 +1,20 @@
 //! What happens to an EventSub message once a transport has delivered and
 //! authenticated it (SPEC §4 steps 4–7), the same for both transports: the
 //! webhook (`webhook`, after its signature and timestamp checks) and the
-//! EventSub WebSocket. De-duplication by message id (shared across
-//! instances in Redis mode), then the challenge echo, the revocation or
-//! the notification: translated, routed and published. The two transports
+//! EventSub WebSocket. The challenge echo; or de-duplication by message id
+//! (shared across instances in Redis mode), then the revocation or the
+//! notification: translated, routed and published. The two transports
 //! differ only in how the bytes arrive.
+//!
+//! De-duplication (`broker::claim`): the message id is leased for the
+//! attempt, and marked done only after everything it publishes is stored.
+//! An id that is done is a duplicate (2xx, nothing published); an id that
+//! another attempt holds is `InFlight` (409, so that Twitch delivers it
+//! again; never 2xx, as that attempt may still fail). Every step of an
+//! attempt must be safe to run again under the same message id, because a
+//! failed or cut-off attempt is retried whole: publishes go through
+//! `Broker::publish_once` keyed by the message id (see [`Delivery::key`]),
+//! so a retry after an ambiguous Redis timeout does not publish twice.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -18,6 +28,8 @@ use crate::state::AppState;
 
 /// Dedupe namespace of EventSub message ids (both transports share it).
 pub const DEDUPE_NAMESPACE: &str = "webhook";
+/// The value a processed message id's claim holds.
+const PROCESSED: &str = "done";
 
 /// One authenticated EventSub message, as its transport delivered it.
 #[derive(Debug, Clone, Copy)]
@@ -31,6 +43,14 @@ pub struct Delivery<'a> {
     /// `{"subscription", "event"}`, `{"subscription", "challenge"}` or
     /// `{"subscription"}`: the webhook body, or the WebSocket `payload`.
     pub payload: &'a [u8],
+}
+
+impl Delivery<'_> {
+    /// The idempotency key of everything this delivery causes (publishes
+    /// here; any step added to an attempt keys its effects the same way).
+    pub fn key(&self) -> String {
+        format!("{DEDUPE_NAMESPACE}:{}", self.message_id)
+    }
 }
 
 /// What became of a delivery.
@@ -53,6 +73,9 @@ pub enum IngestError {
     },
     #[error("{0}")]
     Channel(#[from] ChannelNameError),
+    /// Another attempt holds this message id (`broker::claim`).
+    #[error("this message is still being processed; deliver it again")]
+    InFlight,
     #[error(transparent)]
     Broker(#[from] BrokerError),
 }
@@ -63,6 +86,7 @@ impl IngestError {
         match self {
             Self::InvalidJson { .. } => "rejected_body",
             Self::Channel(_) => "rejected_channel",
+            Self::InFlight => "in_flight",
             Self::Broker(_) => "broker_unavailable",
         }
     }
@@ -78,35 +102,53 @@ fn parse<'a, T: serde::Deserialize<'a>>(
 /// Steps 4 to 7 of SPEC §4 for one authenticated delivery.
 ///
 /// # Errors
-/// [`IngestError`] naming the failed rule; then the message id is left
-/// unclaimed so that Twitch's retry is processed.
+/// [`IngestError`] naming the failed rule, or `InFlight`; then the message
+/// id is not marked processed, so that Twitch's retry is.
 #[tracing::instrument(skip_all, fields(message_id = %delivery.message_id))]
 pub async fn ingest(state: &AppState, delivery: Delivery<'_>) -> Result<Outcome, IngestError> {
+    // Step 5: a challenge is echoed whenever it comes; it publishes nothing.
+    if delivery.kind == MessageType::Verification {
+        return verification(delivery.payload);
+    }
     let limits = &state.settings.limits;
     // Step 4: at most once per message id, across instances in Redis mode.
-    let claim = state
+    let attempt = match state
         .broker
-        .claim(DEDUPE_NAMESPACE, delivery.message_id, limits.dedupe_window)
-        .await?;
-    if claim != Claim::New && delivery.kind != MessageType::Verification {
-        tracing::info!("duplicate EventSub message acknowledged");
-        return Ok(Outcome::Done("duplicate"));
-    }
-    let result = match delivery.kind {
-        MessageType::Verification => verification(delivery.payload),
-        MessageType::Revocation => revocation(state, delivery.payload).await,
-        MessageType::Notification => {
-            notification(state, delivery.message_id, delivery.payload, delivery.at).await
+        .claim(DEDUPE_NAMESPACE, delivery.message_id, limits.claim_lease)
+        .await?
+    {
+        Claim::New(attempt) => attempt,
+        Claim::InFlight => return Err(IngestError::InFlight),
+        Claim::Done(_) => {
+            tracing::info!("duplicate EventSub message acknowledged");
+            return Ok(Outcome::Done("duplicate"));
         }
     };
-    if result.is_err() && claim == Claim::New {
-        // Not processed: let Twitch's retry in (SPEC §4 step 7).
-        state
-            .broker
-            .release(DEDUPE_NAMESPACE, delivery.message_id)
-            .await;
-    }
-    result
+    // An error drops `attempt`, which frees the id for Twitch's retry.
+    let outcome = if delivery.kind == MessageType::Revocation {
+        revocation(state, &delivery).await?
+    } else {
+        notification(state, &delivery).await?
+    };
+    // Only now is the message a duplicate for its resends (SPEC §4 step 7:
+    // a 2xx only after it was published).
+    attempt.complete(PROCESSED, limits.dedupe_window).await?;
+    Ok(outcome)
+}
+
+/// Publishes `draft` once per delivery and channel.
+async fn publish(
+    state: &AppState,
+    delivery: &Delivery<'_>,
+    draft: MessageDraft,
+) -> Result<(), IngestError> {
+    // Remembered as long as the message id itself.
+    let window = state.settings.limits.dedupe_window;
+    state
+        .broker
+        .publish_once(draft, &delivery.key(), window)
+        .await?;
+    Ok(())
 }
 
 fn verification(body: &[u8]) -> Result<Outcome, IngestError> {
@@ -128,8 +170,8 @@ fn route_by_ids(state: &AppState, ids: &[String]) -> Vec<ChannelName> {
     out
 }
 
-async fn revocation(state: &AppState, body: &[u8]) -> Result<Outcome, IngestError> {
-    let r: Revocation = parse(body, "revocation")?;
+async fn revocation(state: &AppState, delivery: &Delivery<'_>) -> Result<Outcome, IngestError> {
+    let r: Revocation = parse(delivery.payload, "revocation")?;
     let sub = &r.subscription;
     // SPEC §4 step 6: the subscription is marked revoked, routable or not.
     // The registry tracks webhook subscriptions; a WebSocket one's status
@@ -161,31 +203,24 @@ async fn revocation(state: &AppState, body: &[u8]) -> Result<Outcome, IngestErro
             "Twitch revoked the {} subscription of {} ({})",
             sub.sub_type, channel, sub.status
         );
-        state
-            .broker
-            .publish(MessageDraft {
-                channel,
-                event_type: "subscription.revoked".into(),
-                version: "1".into(),
-                source: Source::System,
-                // SPEC §7.13: messages of the bridge carry their publish time.
-                at: Utc::now(),
-                text,
-                data: data.clone(),
-            })
-            .await?;
+        let draft = MessageDraft {
+            channel,
+            event_type: "subscription.revoked".into(),
+            version: "1".into(),
+            source: Source::System,
+            // SPEC §7.13: messages of the bridge carry their publish time.
+            at: Utc::now(),
+            text,
+            data: data.clone(),
+        };
+        publish(state, delivery, draft).await?;
     }
     tracing::info!(subscription_id = %sub.id, reason = %sub.status, "subscription revoked");
     Ok(Outcome::Done("revocation"))
 }
 
-async fn notification(
-    state: &AppState,
-    message_id: &str,
-    body: &[u8],
-    at: DateTime<Utc>,
-) -> Result<Outcome, IngestError> {
-    let n: Notification = parse(body, "notification")?;
+async fn notification(state: &AppState, delivery: &Delivery<'_>) -> Result<Outcome, IngestError> {
+    let n: Notification = parse(delivery.payload, "notification")?;
     let event: Value =
         serde_json::from_str(n.event.get()).map_err(|source| IngestError::InvalidJson {
             kind: "notification",
@@ -211,24 +246,22 @@ async fn notification(
     }
     let text = translate::sentence(&sub.sub_type, &event);
     for channel in &channels {
-        state
-            .broker
-            .publish(MessageDraft {
-                channel: channel.clone(),
-                event_type: sub.sub_type.clone(),
-                version: sub.version.clone(),
-                source: Source::Eventsub,
-                at,
-                text: text.clone(),
-                data: n.event.clone(),
-            })
-            .await?;
+        let draft = MessageDraft {
+            channel: channel.clone(),
+            event_type: sub.sub_type.clone(),
+            version: sub.version.clone(),
+            source: Source::Eventsub,
+            at: delivery.at,
+            text: text.clone(),
+            data: n.event.clone(),
+        };
+        publish(state, delivery, draft).await?;
     }
     // SPEC §8: at most one alert per accepted notification, idempotent by
     // message id, so a retry after a failure here does not queue twice.
     state
         .alerts
-        .from_notification(message_id, &sub.sub_type, &event, &channels)
+        .from_notification(delivery.message_id, &sub.sub_type, &event, &channels)
         .await?;
     // Answered once the frames are written (backpressure, issue 14).
     state.flushers.settle().await;

@@ -23,8 +23,10 @@
 //!   headers, signature, timestamp) and legacy WebSub; `ingest`: steps 4–7,
 //!   the same for every transport (de-duplication, challenge, revocation,
 //!   notification → translate → publish).
-//! - `broker`: `Broker` {Memory, Redis} with publish / subscribe-with-replay /
-//!   history / claims; `hub` is the local fan-out both variants share
+//! - `broker`: `Broker` {Memory, Redis} with publish (also idempotent per
+//!   key) / subscribe-with-replay / history / claims (`claim`: a lease per
+//!   webhook id or idempotency key, done only once processed); `hub` is the
+//!   local fan-out both variants share
 //!   (Redis mode: streams + one pub/sub subscription per channel, see
 //!   `docs/redis.md`).
 //! - `ws`: the socket layer (every WebSocket) and the `/ws` viewer

@@ -102,6 +102,9 @@ impl From<WebhookError> for ApiError {
                 Self::bad_request("invalid_json", e.to_string())
             }
             WebhookError::Ingest(IngestError::Channel(c)) => c.into(),
+            WebhookError::Ingest(IngestError::InFlight) => {
+                Self::Conflict("this message is still being processed; deliver it again")
+            }
             WebhookError::Ingest(IngestError::Broker(b)) => b.into(),
         }
     }
@@ -186,17 +189,23 @@ pub async fn handle_websub(
         data: Vec<Box<RawValue>>,
     }
     let items: Items = parse(body, "WebSub notification")?;
+    let limits = &state.settings.limits;
     let claim_key = notification_id.map(|id| format!("websub:{id}"));
-    if let Some(key) = &claim_key {
-        let claim = state
+    let attempt = match &claim_key {
+        None => None,
+        Some(key) => match state
             .broker
-            .claim(DEDUPE_NAMESPACE, key, state.settings.limits.dedupe_window)
-            .await?;
-        if claim != Claim::New {
-            state.metrics.webhook("duplicate");
-            return Ok(WebhookReply::NoContent);
-        }
-    }
+            .claim(DEDUPE_NAMESPACE, key, limits.claim_lease)
+            .await?
+        {
+            Claim::New(attempt) => Some(attempt),
+            Claim::InFlight => return Err(WebhookError::Ingest(IngestError::InFlight)),
+            Claim::Done(_) => {
+                state.metrics.webhook("duplicate");
+                return Ok(WebhookReply::NoContent);
+            }
+        },
+    };
     let now = Utc::now();
     let drafts: Vec<MessageDraft> = if items.data.is_empty() {
         vec![MessageDraft {
@@ -233,13 +242,24 @@ pub async fn handle_websub(
         }
         out
     };
-    for draft in drafts {
-        if let Err(e) = state.broker.publish(draft).await {
-            if let Some(key) = &claim_key {
-                state.broker.release(DEDUPE_NAMESPACE, key).await;
+    // An error drops `attempt`, which frees the id for the retry; items
+    // published before it are not published again (`publish_once`).
+    for (n, draft) in drafts.into_iter().enumerate() {
+        match &claim_key {
+            Some(key) => {
+                let key = format!("{DEDUPE_NAMESPACE}:{key}:{n}");
+                state
+                    .broker
+                    .publish_once(draft, &key, limits.dedupe_window)
+                    .await?;
             }
-            return Err(e.into());
+            None => {
+                state.broker.publish(draft).await?;
+            }
         }
+    }
+    if let Some(attempt) = attempt {
+        attempt.complete("done", limits.dedupe_window).await?;
     }
     state.metrics.webhook("websub");
     Ok(WebhookReply::NoContent)

@@ -1,6 +1,6 @@
 //! The in-memory broker (the default): history and fan-out live in the
-//! `Hub`, ids come from the channel's last id and the clock, and webhook ids
-//! and idempotency keys live in a bounded `DedupeStore`.
+//! `Hub`, ids come from the channel's last id and the clock, and webhook ids,
+//! idempotency keys and publish markers live in bounded `DedupeStore`s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
 use crate::metrics::Metrics;
 
-use super::dedupe::{Claim, DedupeStore};
+use super::dedupe::{ClaimState, DedupeStore};
 use super::hub::{ConnId, Hub, Subscriber};
 use super::topics::{TopicListener, TopicWatch, Topics};
 use super::{BrokerError, Replay, now_ms, replay_after};
@@ -19,6 +19,8 @@ pub struct MemoryBroker {
     hub: Hub,
     topics: Arc<Topics>,
     claims: DedupeStore,
+    /// `publish_once` keys (key + channel) → the id they were published with.
+    published: DedupeStore,
     /// Messages kept per channel: exactly this many (SPEC §7.4).
     history_len: usize,
     metrics: Metrics,
@@ -32,6 +34,7 @@ impl MemoryBroker {
             hub: Hub::default(),
             topics: Arc::new(Topics::default()),
             claims: DedupeStore::new(claim_capacity),
+            published: DedupeStore::new(claim_capacity),
             history_len,
             metrics,
         }
@@ -114,18 +117,41 @@ impl MemoryBroker {
         }
     }
 
-    /// See [`DedupeStore::claim`].
-    pub fn claim(&self, key: &str, ttl: Duration) -> Claim {
-        self.claims.claim(key, ttl)
+    /// Publishes `draft` unless `key` was already published to its
+    /// channel within `window`; either way returns the message's id. In one
+    /// process a publish is never ambiguous, but an attempt is retried
+    /// whole (after it failed past its first channel, or was cut off), and
+    /// must not publish again what it already published.
+    ///
+    /// # Errors
+    /// [`BrokerError::Corrupt`] when the message cannot be serialized.
+    pub fn publish_once(
+        &self,
+        draft: &MessageDraft,
+        key: &str,
+        window: Duration,
+    ) -> Result<MessageId, BrokerError> {
+        let marker = format!("{key}\n{}", draft.channel);
+        if let Some(id) = self.published.done_value(&marker) {
+            return MessageId::parse(&id).map_err(|e| BrokerError::Corrupt(e.to_string()));
+        }
+        let id = self.publish(draft)?.id();
+        self.published.complete(&marker, &id.to_string(), window);
+        Ok(id)
     }
 
-    /// See [`DedupeStore::set_value`].
-    pub fn set_claim_value(&self, key: &str, value: &str) {
-        self.claims.set_value(key, value);
+    /// See [`DedupeStore::claim`].
+    pub(crate) fn claim(&self, key: &str, lease: Duration) -> ClaimState {
+        self.claims.claim(key, lease)
+    }
+
+    /// See [`DedupeStore::complete`].
+    pub fn complete(&self, key: &str, value: &str, window: Duration) {
+        self.claims.complete(key, value, window);
     }
 
     /// See [`DedupeStore::release`].
-    pub fn release(&self, key: &str) {
-        self.claims.release(key);
+    pub fn release(&self, key: &str, token: u64) {
+        self.claims.release(key, token);
     }
 }

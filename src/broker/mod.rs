@@ -1,8 +1,9 @@
-//! The broker: publish, subscribe with replay, history, and "seen before"
-//! claims for webhook ids and idempotency keys. An enum over its two
-//! implementations (memory, Redis) so handlers stay free of `dyn` and one
-//! behaviour suite runs against both.
+//! The broker: publish (also idempotently, under a key), subscribe with
+//! replay, history, and claims for webhook ids and idempotency keys
+//! (`claim`). An enum over its two implementations (memory, Redis) so
+//! handlers stay free of `dyn` and one behaviour suite runs against both.
 
+pub mod claim;
 pub mod dedupe;
 pub mod hub;
 pub mod memory;
@@ -14,7 +15,9 @@ use std::time::Duration;
 use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
 
 pub use self::redis::RedisBroker;
-pub use dedupe::Claim;
+use claim::Lease;
+pub use claim::{Attempt, Claim};
+use dedupe::ClaimState;
 pub use hub::{ConnId, Inbox, Offer, Subscriber};
 pub use memory::MemoryBroker;
 pub use topics::{TopicListener, TopicWatch};
@@ -151,49 +154,80 @@ impl Broker {
         }
     }
 
-    /// Claims `key` in `namespace` for `ttl` (across instances in Redis mode).
+    /// Publishes `draft` at most once per `key` and channel within
+    /// `window`, and returns its id (the first publish's id on a repeat).
+    /// A retry after an ambiguous failure (Redis ran the publish, the
+    /// answer never came back) therefore does not publish twice.
     ///
     /// # Errors
-    /// [`BrokerError`] when the claim cannot be recorded.
+    /// [`BrokerError`] when the message could not be stored; it may still
+    /// have been (Redis mode), and then the retry returns its id.
+    #[tracing::instrument(skip_all, fields(channel = %draft.channel, event_type = %draft.event_type))]
+    pub async fn publish_once(
+        &self,
+        draft: MessageDraft,
+        key: &str,
+        window: Duration,
+    ) -> Result<MessageId, BrokerError> {
+        match self {
+            Self::Memory(b) => b.publish_once(&draft, key, window),
+            Self::Redis(b) => b.publish_once(&draft, key, window).await,
+        }
+    }
+
+    /// Claims `key` in `namespace` (across instances in Redis mode): when
+    /// it is free, the caller's attempt holds it for `lease` (`claim`).
+    ///
+    /// # Errors
+    /// [`BrokerError`] when the claim cannot be read or recorded. A claim
+    /// that timed out may still be recorded later: then its lease runs out.
     pub async fn claim(
         &self,
         namespace: &str,
         key: &str,
-        ttl: Duration,
-    ) -> Result<Claim, BrokerError> {
-        match self {
-            Self::Memory(b) => Ok(b.claim(&format!("{namespace}:{key}"), ttl)),
-            Self::Redis(b) => b.claim(namespace, key, ttl).await,
-        }
+        lease: Duration,
+    ) -> Result<Claim<'_>, BrokerError> {
+        let state = match self {
+            Self::Memory(b) => Ok(b.claim(&format!("{namespace}:{key}"), lease)),
+            Self::Redis(b) => b.claim(namespace, key, lease).await,
+        }?;
+        Ok(match state {
+            ClaimState::New(token) => Claim::New(Attempt::new(
+                self,
+                Lease {
+                    namespace: namespace.to_owned(),
+                    key: key.to_owned(),
+                    token,
+                },
+            )),
+            ClaimState::InFlight => Claim::InFlight,
+            ClaimState::Done(value) => Claim::Done(value),
+        })
     }
 
-    /// Stores the value of a claimed key.
-    ///
-    /// # Errors
-    /// [`BrokerError`] when it cannot be recorded.
-    pub async fn set_claim_value(
+    /// Marks a leased key done (`Attempt::complete`).
+    async fn complete(
         &self,
-        namespace: &str,
-        key: &str,
+        lease: &Lease,
         value: &str,
-        ttl: Duration,
+        window: Duration,
     ) -> Result<(), BrokerError> {
         match self {
             Self::Memory(b) => {
-                // In memory the claim keeps the expiry it was created with.
-                let _ = ttl;
-                b.set_claim_value(&format!("{namespace}:{key}"), value);
+                b.complete(&format!("{}:{}", lease.namespace, lease.key), value, window);
                 Ok(())
             }
-            Self::Redis(b) => b.set_claim_value(namespace, key, value, ttl).await,
+            Self::Redis(b) => b.complete(lease, value, window).await,
         }
     }
 
-    /// Releases a claim so that a retry is processed again.
-    pub async fn release(&self, namespace: &str, key: &str) {
+    /// Frees a leased key, without waiting (`Attempt`'s drop).
+    fn release_detached(&self, lease: Lease) {
         match self {
-            Self::Memory(b) => b.release(&format!("{namespace}:{key}")),
-            Self::Redis(b) => b.release(namespace, key).await,
+            Self::Memory(b) => {
+                b.release(&format!("{}:{}", lease.namespace, lease.key), lease.token)
+            }
+            Self::Redis(b) => b.release_detached(lease),
         }
     }
 

@@ -37,7 +37,8 @@ use crate::config::Limits;
 use crate::domain::{ChannelName, Envelope, MessageDraft, MessageId};
 use crate::metrics::Metrics;
 
-use super::dedupe::Claim;
+use super::claim::Lease;
+use super::dedupe::ClaimState;
 use super::hub::{ConnId, Hub, Subscriber};
 use super::topics::{TopicListener, TopicWatch, Topics};
 use super::{BrokerError, Replay};
@@ -50,8 +51,36 @@ redis.call('PUBLISH', KEYS[1], id .. ' ' .. ARGV[2])
 return id
 ";
 
-/// The value of a claim whose owner has not stored a value yet.
-const CLAIM_PENDING: &str = "pending";
+/// `publish_once`: the same, unless the marker `KEYS[2]` says this key was
+/// published to this channel already; then that id. One script, so a retry
+/// after an ambiguous failure (the first ran in Redis, its answer was lost)
+/// cannot publish twice. Returns `{id, 1}` when it published, `{id, 0}` not.
+const PUBLISH_ONCE_SCRIPT: &str = r"
+local seen = redis.call('GET', KEYS[2])
+if seen then return {seen, 0} end
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], '*', 'm', ARGV[2])
+redis.call('PUBLISH', KEYS[1], id .. ' ' .. ARGV[2])
+redis.call('SET', KEYS[2], id, 'PX', ARGV[3])
+return {id, 1}
+";
+
+/// Leases a free claim (`SET NX PX`), or returns what holds it.
+const CLAIM_SCRIPT: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return redis.call('GET', KEYS[1])
+";
+
+/// Frees a claim only if this attempt's lease still holds it.
+const RELEASE_SCRIPT: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+";
+
+/// Prefix of a leased claim's value (`lease:<token>`); anything else is the
+/// value a completed claim holds.
+const LEASE_PREFIX: &str = "lease:";
+/// What versions before leases stored while processing: treated as a lease.
+const LEGACY_PENDING: &str = "pending";
 /// Entries read per `XRANGE` page when catching up or replaying.
 const RANGE_PAGE: usize = 500;
 /// How often the command connection is pinged for `/readyz`.
@@ -83,6 +112,11 @@ impl Keys {
 
     fn claim(&self, namespace: &str, key: &str) -> String {
         format!("{}:claim:{namespace}:{key}", self.prefix)
+    }
+
+    /// The marker of a `publish_once` key on a channel.
+    fn published(&self, key: &str, channel: &ChannelName) -> String {
+        format!("{}:pub:{key}:{channel}", self.prefix)
     }
 
     /// The pub/sub channel of a topic.
@@ -157,6 +191,9 @@ pub struct RedisBroker {
     keys: Keys,
     shared: Arc<Shared>,
     publish: Script,
+    publish_once: Script,
+    claim: Script,
+    release: Script,
     /// Timeout of every Redis call.
     timeout: Duration,
     /// `MAXLEN ~` of each stream: at least this many are kept (SPEC §7.4).
@@ -305,6 +342,9 @@ impl RedisBroker {
             keys,
             shared,
             publish: Script::new(PUBLISH_SCRIPT),
+            publish_once: Script::new(PUBLISH_ONCE_SCRIPT),
+            claim: Script::new(CLAIM_SCRIPT),
+            release: Script::new(RELEASE_SCRIPT),
             timeout,
             history_len: limits.history_len.get(),
             stop,
@@ -480,89 +520,117 @@ impl RedisBroker {
         }
     }
 
-    /// `SET key pending NX PX ttl`; when it exists, its value.
+    /// Leases `key` in `namespace` for `lease` if it is free (`CLAIM_SCRIPT`).
     ///
     /// # Errors
-    /// [`BrokerError`] when Redis cannot be reached.
-    pub async fn claim(
+    /// [`BrokerError`] when Redis cannot be reached. A timed-out claim may
+    /// still run in Redis later: its lease then runs out by itself.
+    pub(crate) async fn claim(
         &self,
         namespace: &str,
         key: &str,
-        ttl: Duration,
-    ) -> Result<Claim, BrokerError> {
-        let key = self.keys.claim(namespace, key);
-        let ttl_ms = millis(ttl);
+        lease: Duration,
+    ) -> Result<ClaimState, BrokerError> {
+        let token: u64 = rand::random();
         let mut conn = self.conn.clone();
-        // Two rounds: the key may expire or be released between SET and GET.
-        for _ in 0..2 {
-            let set: Value = timed(
-                self.timeout,
-                redis::cmd("SET")
-                    .arg(&key)
-                    .arg(CLAIM_PENDING)
-                    .arg("NX")
-                    .arg("PX")
-                    .arg(ttl_ms)
-                    .query_async(&mut conn),
-            )
-            .await?;
-            if !matches!(set, Value::Nil) {
-                return Ok(Claim::New);
-            }
-            let value: Option<String> = timed(
-                self.timeout,
-                redis::cmd("GET").arg(&key).query_async(&mut conn),
-            )
-            .await?;
-            match value {
-                None => continue,
-                Some(v) if v == CLAIM_PENDING => return Ok(Claim::Seen(None)),
-                Some(v) => return Ok(Claim::Seen(Some(v))),
-            }
-        }
-        Ok(Claim::Seen(None))
+        let held: Option<String> = timed(
+            self.timeout,
+            self.claim
+                .key(self.keys.claim(namespace, key))
+                .arg(format!("{LEASE_PREFIX}{token}"))
+                .arg(millis(lease))
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(match held {
+            None => ClaimState::New(token),
+            Some(v) if v.starts_with(LEASE_PREFIX) || v == LEGACY_PENDING => ClaimState::InFlight,
+            Some(v) => ClaimState::Done(v),
+        })
     }
 
-    /// `SET key value XX PX ttl`.
+    /// `SET key value PX window`: the claim is done, whoever leases it now.
     ///
     /// # Errors
     /// [`BrokerError`] when Redis cannot be reached.
-    pub async fn set_claim_value(
+    pub(crate) async fn complete(
         &self,
-        namespace: &str,
-        key: &str,
+        lease: &Lease,
         value: &str,
-        ttl: Duration,
+        window: Duration,
     ) -> Result<(), BrokerError> {
-        let key = self.keys.claim(namespace, key);
         let mut conn = self.conn.clone();
         let _: Value = timed(
             self.timeout,
             redis::cmd("SET")
-                .arg(&key)
+                .arg(self.keys.claim(&lease.namespace, &lease.key))
                 .arg(value)
-                .arg("XX")
                 .arg("PX")
-                .arg(millis(ttl))
+                .arg(millis(window))
                 .query_async(&mut conn),
         )
         .await?;
         Ok(())
     }
 
-    /// `DEL key`. A failure is logged: the claim then expires by itself.
-    pub async fn release(&self, namespace: &str, key: &str) {
-        let key = self.keys.claim(namespace, key);
+    /// Frees the claim if `lease` still holds it (`RELEASE_SCRIPT`), in a
+    /// task of its own so that a dropped request can do it. A failure is
+    /// logged: the lease then runs out by itself.
+    pub(crate) fn release_detached(&self, lease: Lease) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
         let mut conn = self.conn.clone();
-        let res: Result<i64, _> = timed(
+        let script = self.release.clone();
+        let key = self.keys.claim(&lease.namespace, &lease.key);
+        let (timeout, metrics) = (self.timeout, self.shared.metrics.clone());
+        runtime.spawn(async move {
+            let res: Result<i64, _> = timed(
+                timeout,
+                script
+                    .key(key)
+                    .arg(format!("{LEASE_PREFIX}{}", lease.token))
+                    .invoke_async(&mut conn),
+            )
+            .await;
+            if let Err(e) = res {
+                metrics.broker_errors.inc();
+                tracing::warn!(error = %e, namespace = lease.namespace, "claim not released; its lease runs out by itself");
+            }
+        });
+    }
+
+    /// Stores and announces a message unless `key` was published to its
+    /// channel within `window` (`PUBLISH_ONCE_SCRIPT`); returns the id.
+    ///
+    /// # Errors
+    /// [`BrokerError`] when Redis cannot take it (it may still have run).
+    pub async fn publish_once(
+        &self,
+        draft: &MessageDraft,
+        key: &str,
+        window: Duration,
+    ) -> Result<MessageId, BrokerError> {
+        let body = draft
+            .to_body()
+            .map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        let mut conn = self.conn.clone();
+        let (id, published): (String, u8) = timed(
             self.timeout,
-            redis::cmd("DEL").arg(&key).query_async(&mut conn),
+            self.publish_once
+                .key(self.keys.channel(&draft.channel))
+                .key(self.keys.published(key, &draft.channel))
+                .arg(self.history_len)
+                .arg(&body)
+                .arg(millis(window))
+                .invoke_async(&mut conn),
         )
-        .await;
-        if let Err(e) = res {
-            self.shared.metrics.broker_errors.inc();
-            tracing::warn!(error = %e, namespace, "claim not released; it expires by itself");
+        .await?;
+        let id = MessageId::parse(&id).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
+        if published == 1 {
+            self.shared.metrics.messages_published.inc();
         }
+        Ok(id)
     }
 
     /// Adds `listener` to `topic` and waits until this instance's

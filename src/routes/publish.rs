@@ -78,24 +78,27 @@ pub async fn post_publish(
                 })
         })
         .transpose()?;
-    let window = state.settings.limits.idempotency_window;
-    if let Some(key) = &idem_key {
-        match state
+    let limits = &state.settings.limits;
+    let window = limits.idempotency_window;
+    let attempt = match &idem_key {
+        None => None,
+        Some(key) => match state
             .broker
-            .claim(IDEMPOTENCY_NAMESPACE, key, window)
+            .claim(IDEMPOTENCY_NAMESPACE, key, limits.claim_lease)
             .await?
         {
-            Claim::New => {}
-            Claim::Seen(Some(id)) => {
+            Claim::New(attempt) => Some(attempt),
+            Claim::Done(id) => {
                 return Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})));
             }
-            Claim::Seen(None) => {
+            // SPEC §7.19.
+            Claim::InFlight => {
                 return Err(ApiError::Conflict(
                     "a publish with this Idempotency-Key is still in progress",
                 ));
             }
-        }
-    }
+        },
+    };
     let draft = MessageDraft {
         text: body.text.unwrap_or_else(|| event_type.to_owned()),
         channel,
@@ -105,25 +108,23 @@ pub async fn post_publish(
         at: Utc::now(),
         data: body.data,
     };
-    match state.broker.publish(draft).await {
-        Ok(env) => {
-            let id = env.id().to_string();
-            if let Some(key) = &idem_key {
-                state
-                    .broker
-                    .set_claim_value(IDEMPOTENCY_NAMESPACE, key, &id, window)
-                    .await?;
-            }
-            // Answered once the frames are written: publishers cannot queue
-            // faster than the viewers' sockets take it (issue 14).
-            state.flushers.settle().await;
-            Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})))
+    // An error drops `attempt`, which frees the key for the client's retry;
+    // a publish that ran in Redis although it timed out here is not
+    // repeated by that retry (`publish_once`), which gets its id.
+    let id = match (&idem_key, attempt) {
+        (Some(key), Some(attempt)) => {
+            let id = state
+                .broker
+                .publish_once(draft, &format!("{IDEMPOTENCY_NAMESPACE}:{key}"), window)
+                .await?
+                .to_string();
+            attempt.complete(&id, window).await?;
+            id
         }
-        Err(e) => {
-            if let Some(key) = &idem_key {
-                state.broker.release(IDEMPOTENCY_NAMESPACE, key).await;
-            }
-            Err(e.into())
-        }
-    }
+        _ => state.broker.publish(draft).await?.id().to_string(),
+    };
+    // Answered once the frames are written: publishers cannot queue
+    // faster than the viewers' sockets take it (issue 14).
+    state.flushers.settle().await;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})))
 }

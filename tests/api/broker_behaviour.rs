@@ -235,39 +235,114 @@ async fn unsubscribed_viewers_receive_nothing(t: TestBroker) {
     t.cleanup().await;
 }
 
-async fn claims_are_new_once_hold_a_value_and_can_be_released(t: TestBroker) {
-    let ttl = Duration::from_secs(60);
+fn is_new(claim: &Claim<'_>) -> bool {
+    matches!(claim, Claim::New(_))
+}
+
+fn is_in_flight(claim: &Claim<'_>) -> bool {
+    matches!(claim, Claim::InFlight)
+}
+
+fn done_value(claim: &Claim<'_>) -> Option<String> {
+    match claim {
+        Claim::Done(v) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+async fn a_claim_is_in_flight_until_completed_then_done_with_its_value(t: TestBroker) {
+    let (lease, window) = (Duration::from_secs(60), Duration::from_secs(60));
     let b = &t.broker;
-    assert_eq!(b.claim("webhook", "abc", ttl).await.unwrap(), Claim::New);
-    assert_eq!(
-        b.claim("webhook", "abc", ttl).await.unwrap(),
-        Claim::Seen(None)
-    );
+    let Claim::New(attempt) = b.claim("webhook", "abc", lease).await.unwrap() else {
+        panic!("a free key is new");
+    };
+    assert!(is_in_flight(
+        &b.claim("webhook", "abc", lease).await.unwrap()
+    ));
     // Namespaces are separate.
-    assert_eq!(b.claim("idem", "abc", ttl).await.unwrap(), Claim::New);
-    b.set_claim_value("webhook", "abc", "17-0", ttl)
-        .await
-        .unwrap();
+    assert!(is_new(&b.claim("idem", "abc", lease).await.unwrap()));
+    attempt.complete("17-0", window).await.unwrap();
     assert_eq!(
-        b.claim("webhook", "abc", ttl).await.unwrap(),
-        Claim::Seen(Some("17-0".into()))
+        done_value(&b.claim("webhook", "abc", lease).await.unwrap()).as_deref(),
+        Some("17-0")
     );
-    b.release("webhook", "abc").await;
-    assert_eq!(b.claim("webhook", "abc", ttl).await.unwrap(), Claim::New);
     t.cleanup().await;
 }
 
-async fn claims_expire_after_their_window(t: TestBroker) {
+async fn a_dropped_attempt_frees_its_key(t: TestBroker) {
+    let lease = Duration::from_secs(60);
     let b = &t.broker;
-    let short = Duration::from_millis(50);
-    assert_eq!(b.claim("webhook", "exp", short).await.unwrap(), Claim::New);
+    let first = b.claim("webhook", "dropped", lease).await.unwrap();
+    assert!(is_new(&first));
+    drop(first);
+    // The release runs in the background (a dropped request cannot wait).
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let claim = b.claim("webhook", "dropped", lease).await.unwrap();
+        if is_new(&claim) {
+            break;
+        }
+        assert!(is_in_flight(&claim));
+        assert!(tokio::time::Instant::now() < deadline, "never released");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    t.cleanup().await;
+}
+
+async fn a_lease_runs_out_and_its_late_release_frees_nothing(t: TestBroker) {
+    let b = &t.broker;
+    let stale = b
+        .claim("webhook", "exp", Duration::from_millis(50))
+        .await
+        .unwrap();
+    assert!(is_new(&stale));
     tokio::time::sleep(Duration::from_millis(120)).await;
-    assert_eq!(
-        b.claim("webhook", "exp", Duration::from_secs(60))
+    let current = b
+        .claim("webhook", "exp", Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert!(is_new(&current), "a lease that ran out frees the key");
+    // The first attempt gives up late: the key stays with the second.
+    drop(stale);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(is_in_flight(
+        &b.claim("webhook", "exp", Duration::from_secs(60))
             .await
-            .unwrap(),
-        Claim::New
+            .unwrap()
+    ));
+    drop(current);
+    t.cleanup().await;
+}
+
+async fn publish_once_publishes_a_key_once_per_channel(t: TestBroker) {
+    let b = &t.broker;
+    let window = Duration::from_secs(60);
+    let (to, from) = (channel("raided"), channel("raider"));
+    let first = b
+        .publish_once(draft(&to, 1), "webhook:m1", window)
+        .await
+        .unwrap();
+    // The retry of the same delivery (e.g. after a timeout) publishes nothing.
+    let again = b
+        .publish_once(draft(&to, 1), "webhook:m1", window)
+        .await
+        .unwrap();
+    assert_eq!(first, again);
+    // The same key on another channel (a raid goes to both) is its own.
+    let other = b
+        .publish_once(draft(&from, 1), "webhook:m1", window)
+        .await
+        .unwrap();
+    let next = b
+        .publish_once(draft(&to, 2), "webhook:m2", window)
+        .await
+        .unwrap();
+    assert!(next > first);
+    assert_eq!(
+        ids(&b.history(&to, None, 10).await.unwrap()),
+        vec![first, next]
     );
+    assert_eq!(ids(&b.history(&from, None, 10).await.unwrap()), vec![other]);
     t.cleanup().await;
 }
 
@@ -355,8 +430,10 @@ on_both_brokers!(
     replay_after_an_unknown_id_reports_a_gap,
     subscribe_then_publish_delivers_each_message_once_in_order,
     unsubscribed_viewers_receive_nothing,
-    claims_are_new_once_hold_a_value_and_can_be_released,
-    claims_expire_after_their_window,
+    a_claim_is_in_flight_until_completed_then_done_with_its_value,
+    a_dropped_attempt_frees_its_key,
+    a_lease_runs_out_and_its_late_release_frees_nothing,
+    publish_once_publishes_a_key_once_per_channel,
     the_broker_is_ready,
     topic_messages_reach_watchers_until_they_stop_watching,
 );

@@ -19,6 +19,7 @@ mod oauth;
 mod publish;
 mod redis_broker;
 mod redis_instances;
+mod redis_outage;
 mod redis_server;
 mod room_store;
 mod rooms;

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use eventsub_bridge::broker::Claim;
 use eventsub_bridge::domain::MessageId;
 
 use crate::broker_behaviour::{channel, draft, publish_n, redis_broker_at, viewer};
@@ -232,4 +233,63 @@ async fn a_listener_that_died_with_its_runtime_is_started_again_by_the_next_work
         assert_eq!(on.next().await.id(), id);
     }
     cleanup(url, &prefix).await;
+}
+
+/// A stalled Redis (`SIGSTOP`) runs what it was sent when it resumes, after
+/// our calls timed out: the publish and the claim of the attempt that got a
+/// 503 happen anyway. The retry must neither publish twice nor be taken
+/// for a duplicate (issue 13's outage bug).
+#[tokio::test]
+async fn calls_that_timed_out_in_a_stalled_redis_neither_repeat_nor_block_the_retry() {
+    let mut server = RedisServer::start().await;
+    let prefix = unique_prefix();
+    let broker = redis_broker_at(&server.url(), &prefix, 100).await;
+    let ch = channel("stalled");
+    let lease = Duration::from_secs(2);
+    let window = Duration::from_secs(60);
+
+    server.pause().await;
+    let published = broker
+        .publish_once(draft(&ch, 1), "webhook:m1", window)
+        .await;
+    assert!(published.is_err(), "a stalled Redis times out");
+    let claimed = broker.claim("webhook", "m1", lease).await;
+    assert!(claimed.is_err(), "a stalled Redis times out");
+    server.resume().await;
+    wait_until("ready after SIGCONT", Duration::from_secs(10), async || {
+        broker.is_ready().await
+    })
+    .await;
+
+    // The claim that ran late is a lease, not a verdict: it is in flight,
+    // never done, and frees the id once its lease runs out.
+    let claim = broker.claim("webhook", "m1", lease).await.unwrap();
+    assert!(
+        !matches!(claim, Claim::Done(_)),
+        "an attempt that never completed is not a duplicate"
+    );
+    drop(claim);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let attempt = loop {
+        match broker.claim("webhook", "m1", lease).await.unwrap() {
+            Claim::New(attempt) => break attempt,
+            Claim::InFlight => {}
+            Claim::Done(v) => panic!("never completed, yet done with {v}"),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the lease never ran out"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The publish that ran late is not repeated by the retry.
+    let id = broker
+        .publish_once(draft(&ch, 1), "webhook:m1", window)
+        .await
+        .unwrap();
+    attempt.complete("done", window).await.unwrap();
+    let history = broker.history(&ch, None, 10).await.unwrap();
+    assert_eq!(history.len(), 1, "published once");
+    assert_eq!(history[0].id(), id);
+    server.stop().await;
 }

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use eventsub_bridge::config::Settings;
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -13,18 +14,25 @@ use crate::helpers::{SignedWebhook, TestApp, follow_event, notification_body, sp
 use crate::redis_server::{RedisServer, cleanup, require_shared_redis, unique_prefix};
 
 /// An instance on `url` under `prefix`, once `/readyz` says ready.
-async fn instance(url: &str, prefix: &str) -> TestApp {
+pub async fn instance(url: &str, prefix: &str) -> TestApp {
+    instance_with(url, prefix, |_| {}).await
+}
+
+/// An instance on `url` under `prefix` with settings changed by `change`,
+/// once `/readyz` says ready.
+pub async fn instance_with(url: &str, prefix: &str, change: impl FnOnce(&mut Settings)) -> TestApp {
     let (url, prefix) = (url.to_owned(), prefix.to_owned());
     let app = spawn_app(move |s| {
         s.redis_url = Some(SecretString::from(url));
         s.redis_prefix = prefix;
+        change(s);
     })
     .await;
     wait_ready(&app, true, Duration::from_secs(10)).await;
     app
 }
 
-async fn readyz(app: &TestApp) -> u16 {
+pub async fn readyz(app: &TestApp) -> u16 {
     app.client
         .get(app.url("/readyz"))
         .send()
@@ -33,7 +41,7 @@ async fn readyz(app: &TestApp) -> u16 {
         .unwrap_or(0)
 }
 
-async fn wait_ready(app: &TestApp, ready: bool, within: Duration) {
+pub async fn wait_ready(app: &TestApp, ready: bool, within: Duration) {
     let want = if ready { 200 } else { 503 };
     let deadline = tokio::time::Instant::now() + within;
     loop {
@@ -48,7 +56,7 @@ async fn wait_ready(app: &TestApp, ready: bool, within: Duration) {
     }
 }
 
-fn follow_webhook(channel: &str, follower: &str) -> SignedWebhook {
+pub fn follow_webhook(channel: &str, follower: &str) -> SignedWebhook {
     let event = follow_event(channel, "4242", follower);
     let body = notification_body(
         "channel.follow",

@@ -114,6 +114,32 @@ impl RedisServer {
         }
     }
 
+    /// Stalls the server (`SIGSTOP`): connections stay open and what is
+    /// sent to it waits in the socket, to run when it is resumed, as with a
+    /// Redis that hangs or a network that stops forwarding.
+    pub async fn pause(&self) {
+        self.signal("-STOP").await;
+    }
+
+    /// Resumes a paused server (`SIGCONT`): it runs whatever it was sent.
+    pub async fn resume(&self) {
+        self.signal("-CONT").await;
+    }
+
+    async fn signal(&self, signal: &str) {
+        let pid = self
+            .child
+            .as_ref()
+            .and_then(Child::id)
+            .expect("redis-server is running");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .await
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Starts it again on the same port (empty: nothing was persisted).
     pub async fn restart(&mut self) {
         self.stop().await;

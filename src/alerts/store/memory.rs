@@ -9,7 +9,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 
 use crate::broker::Broker;
-use crate::broker::dedupe::{Claim, DedupeStore};
+use crate::broker::dedupe::{ClaimState, DedupeStore};
 use crate::domain::ChannelName;
 
 use super::super::alert::Alert;
@@ -84,21 +84,26 @@ impl MemoryStore {
             let mut q = q.lock();
             // Under the channel's lock: a repeat waits for the first.
             let source_key = source.map(|s| (format!("{}:{}", alert.channel, s.key), s.ttl));
+            let mut lease = None;
             if let Some((key, ttl)) = &source_key {
-                if let Claim::Seen(id) = self.sources.claim(key, *ttl) {
-                    return Enqueued::Duplicate(id.unwrap_or_default());
+                match self.sources.claim(key, *ttl) {
+                    ClaimState::New(token) => lease = Some(token),
+                    // Not while the lock is held: claim and completion are
+                    // both under it.
+                    ClaimState::InFlight => return Enqueued::Duplicate(String::new()),
+                    ClaimState::Done(id) => return Enqueued::Duplicate(id),
                 }
             }
             match q.enqueue(alert.clone(), front, cap) {
                 Ok(waiting) => {
-                    if let Some((key, _)) = &source_key {
-                        self.sources.set_value(key, &alert.id);
+                    if let Some((key, ttl)) = &source_key {
+                        self.sources.complete(key, &alert.id, *ttl);
                     }
                     (q.doorbell(None, false), waiting)
                 }
                 Err(_) => {
-                    if let Some((key, _)) = &source_key {
-                        self.sources.release(key);
+                    if let (Some((key, _)), Some(token)) = (&source_key, lease) {
+                        self.sources.release(key, token);
                     }
                     return Enqueued::Full;
                 }

@@ -165,6 +165,20 @@ impl SignedWebhook {
     }
 }
 
+impl SignedWebhook {
+    /// Twitch's resend: the same id and body, a new timestamp.
+    pub fn resent(&self) -> Self {
+        Self::at(
+            &self.message_type,
+            &self.sub_type,
+            &self.version,
+            self.body.clone(),
+            &self.message_id,
+            &signature::timestamp_now(),
+        )
+    }
+}
+
 /// A `notification` body for `sub_type` with `event`.
 pub fn notification_body(sub_type: &str, version: &str, condition: Value, event: Value) -> String {
     json!({
