@@ -58,6 +58,27 @@ pub async fn cleanup(url: &str, prefix: &str) {
     }
 }
 
+/// The `process_id` of the Redis answering at `url`.
+async fn server_pid(url: &str) -> Result<u32, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let attempt = async {
+        let mut conn = client.get_multiplexed_async_connection().await?;
+        redis::cmd("INFO")
+            .arg("server")
+            .query_async::<String>(&mut conn)
+            .await
+    };
+    let info = match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+        Ok(Ok(info)) => info,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("timed out".into()),
+    };
+    info.lines()
+        .find_map(|l| l.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| "INFO has no process_id".into())
+}
+
 /// A private `redis-server` on a free port, without persistence.
 pub struct RedisServer {
     port: u16,
@@ -67,13 +88,21 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts one and waits until it answers.
     pub async fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("no free port");
-        let mut server = Self { port, child: None };
-        server.spawn().await;
-        server
+        let mut last = String::new();
+        // Tests of other processes pick free ports too: a port can be taken
+        // between our pick and redis-server's bind. Then pick another.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("no free port");
+            let mut server = Self { port, child: None };
+            match server.spawn().await {
+                Ok(()) => return server,
+                Err(e) => last = e,
+            }
+        }
+        panic!("no private redis-server could start: {last}");
     }
 
     /// `redis://127.0.0.1:<port>`.
@@ -81,8 +110,10 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}", self.port)
     }
 
-    async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+    /// Starts redis-server on `self.port` and waits until *it* answers there
+    /// (not another process's Redis that took the port first).
+    async fn spawn(&mut self) -> Result<(), String> {
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -92,18 +123,35 @@ impl RedisServer {
             .unwrap_or_else(|e| {
                 panic!("cannot start redis-server ({e}); install it (apt-get install redis-server)")
             });
-        self.child = Some(child);
+        let ours = child.id();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
         loop {
-            if ping(&self.url()).await.is_ok() {
-                return;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "redis-server on port {} exited: {status}",
+                    self.port
+                ));
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "redis-server on port {} did not answer within 10 s",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            match server_pid(&self.url()).await {
+                Ok(pid) if Some(pid) == ours => {
+                    self.child = Some(child);
+                    return Ok(());
+                }
+                Ok(pid) => {
+                    let _ = child.kill().await;
+                    return Err(format!("port {} is taken by redis-server {pid}", self.port));
+                }
+                Err(_) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => {
+                    let _ = child.kill().await;
+                    return Err(format!(
+                        "redis-server on port {} did not answer within 10 s: {e}",
+                        self.port
+                    ));
+                }
+            }
         }
     }
 
@@ -143,6 +191,8 @@ impl RedisServer {
     /// Starts it again on the same port (empty: nothing was persisted).
     pub async fn restart(&mut self) {
         self.stop().await;
-        self.spawn().await;
+        if let Err(e) = self.spawn().await {
+            panic!("restarting the private redis-server: {e}");
+        }
     }
 }
