@@ -102,7 +102,11 @@ async fn run(
             match ingest(&state, delivery).await {
                 Ok(Outcome::Done(outcome)) => break outcome,
                 Ok(Outcome::Challenge(_)) => break "invalid",
-                Err(IngestError::Broker(e)) if tokio::time::Instant::now() < deadline => {
+                // In flight: a lease of an attempt that failed ambiguously
+                // (`broker::claim`); it is freed within `claim_lease`.
+                Err(e @ (IngestError::Broker(_) | IngestError::InFlight))
+                    if tokio::time::Instant::now() < deadline =>
+                {
                     tracing::warn!(%channel, message_id = %q.message_id, error = %e,
                         "the broker cannot take an EventSub WebSocket message; retrying");
                     tokio::select! {
@@ -111,7 +115,7 @@ async fn run(
                     }
                     wait = (wait * 2).min(MAX_RETRY_WAIT);
                 }
-                Err(e @ IngestError::Broker(_)) => {
+                Err(e @ (IngestError::Broker(_) | IngestError::InFlight)) => {
                     tracing::error!(%channel, message_id = %q.message_id, error = %e,
                         "EventSub WebSocket message dropped: the broker refused it too long");
                     break "dropped";
