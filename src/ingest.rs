@@ -133,6 +133,9 @@ pub async fn ingest(state: &AppState, delivery: Delivery<'_>) -> Result<Outcome,
     // Only now is the message a duplicate for its resends (SPEC §4 step 7:
     // a 2xx only after it was published).
     attempt.complete(PROCESSED, limits.dedupe_window).await?;
+    // Answered once the frames are written (backpressure, issue 14); the id
+    // is done before this wait, so a resend meanwhile is a duplicate.
+    state.flushers.settle().await;
     Ok(outcome)
 }
 
@@ -263,8 +266,6 @@ async fn notification(state: &AppState, delivery: &Delivery<'_>) -> Result<Outco
         .alerts
         .from_notification(delivery.message_id, &sub.sub_type, &event, &channels)
         .await?;
-    // Answered once the frames are written (backpressure, issue 14).
-    state.flushers.settle().await;
     tracing::info!(subscription_type = %sub.sub_type, "notification published");
     Ok(Outcome::Done("accepted"))
 }
