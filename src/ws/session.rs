@@ -181,7 +181,7 @@ pub async fn run<P: Protocol>(
     let Some(io) = conn.io() else { return };
     let closed = Closed(&conn);
     let mut reader = FrameReader::new(early, limits.max_frame_bytes);
-    let mut rate = RateLimiter::new(limits.rate_limit_frames, limits.rate_window);
+    let mut rate = RateLimiter::default();
     // One timer for both the next ping and the idle deadline.
     let mut next_ping = Instant::now() + limits.ping_interval;
     let mut idle_at = Instant::now() + limits.idle_timeout;
@@ -191,8 +191,10 @@ pub async fn run<P: Protocol>(
     tokio::pin!(shutdown);
 
     protocol.open(&state, &conn);
-    // Frames that came in the same packet as the upgrade request.
-    let mut early = if reader.has_buffered() {
+    // Frames that came in the same packet as the upgrade request. Not
+    // kept past the loop's start: every variable that lives across the
+    // loop's waits is part of every connection's task.
+    let early = if reader.has_buffered() {
         match Box::pin(read_messages(
             &state,
             &conn,
@@ -209,85 +211,86 @@ pub async fn run<P: Protocol>(
         None
     };
 
-    let ending = loop {
-        if let Some(ending) = early.take() {
-            break ending;
-        }
-        if conn.failed() {
-            return;
-        }
-        if conn.overflowed() {
-            tracing::info!(conn = conn.id(), "slow consumer closed");
-            break Ending {
-                drop_pending: true,
-                ..Ending::new(
-                    CloseCode::Other(CLOSE_SLOW_CONSUMER),
-                    "slow consumer: reconnect with since",
-                )
-            };
-        }
-        if let Some((code, description)) = conn.ended() {
-            break Ending::new(CloseCode::Other(code), description);
-        }
-        // One readiness wait for both directions (each wait is 150 bytes of
-        // every connection's task); writable only matters while blocked.
-        let interest = if conn.blocked() {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        let wake = tokio::select! {
-            biased;
-            () = &mut shutdown => Wake::Shutdown,
-            r = io.ready(interest) => Wake::Io(r),
-            () = conn.notified() => Wake::Signalled,
-            () = &mut timer => Wake::Timer,
-        };
-        match wake {
-            Wake::Shutdown => break Ending::new(CloseCode::Away, "server shutting down"),
-            Wake::Timer => {
-                let now = Instant::now();
-                if now >= idle_at {
-                    break Ending::new(CloseCode::Policy, "idle timeout");
-                }
-                if now >= next_ping {
-                    conn.push_control(OpCode::Ping, b"");
-                    next_ping = now + limits.ping_interval;
-                }
-                timer.as_mut().reset(next_ping.min(idle_at).into());
+    let ending = if let Some(ending) = early {
+        ending
+    } else {
+        loop {
+            if conn.failed() {
+                return;
             }
-            Wake::Signalled => {}
-            Wake::Io(Err(_)) => return,
-            Wake::Io(Ok(ready)) => {
-                if ready.is_writable() && conn.blocked() {
-                    // The socket drained: write the rest here (the flusher
-                    // skips a blocked connection).
-                    let _ = conn.flush();
-                }
-                if !(ready.is_readable() || ready.is_read_closed()) {
-                    continue;
-                }
-                match read(io, &mut reader) {
-                    Ok(true) => {}
-                    Ok(false) | Err(_) => return,
-                }
-                // Boxed: reading is rare and its future is large; the
-                // connection's own future stays small.
-                match Box::pin(read_messages(
-                    &state,
-                    &conn,
-                    &mut protocol,
-                    &mut reader,
-                    &mut rate,
-                ))
-                .await
-                {
-                    Reading::Quiet => {}
-                    Reading::Heard => {
-                        idle_at = Instant::now() + limits.idle_timeout;
-                        timer.as_mut().reset(next_ping.min(idle_at).into());
+            if conn.overflowed() {
+                tracing::info!(conn = conn.id(), "slow consumer closed");
+                break Ending {
+                    drop_pending: true,
+                    ..Ending::new(
+                        CloseCode::Other(CLOSE_SLOW_CONSUMER),
+                        "slow consumer: reconnect with since",
+                    )
+                };
+            }
+            if let Some((code, description)) = conn.ended() {
+                break Ending::new(CloseCode::Other(code), description);
+            }
+            // One readiness wait for both directions (each wait is 150 bytes of
+            // every connection's task); writable only matters while blocked.
+            let interest = if conn.blocked() {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            let wake = tokio::select! {
+                biased;
+                () = &mut shutdown => Wake::Shutdown,
+                r = io.ready(interest) => Wake::Io(r),
+                () = conn.notified() => Wake::Signalled,
+                () = &mut timer => Wake::Timer,
+            };
+            match wake {
+                Wake::Shutdown => break Ending::new(CloseCode::Away, "server shutting down"),
+                Wake::Timer => {
+                    let now = Instant::now();
+                    if now >= idle_at {
+                        break Ending::new(CloseCode::Policy, "idle timeout");
                     }
-                    Reading::End(ending) => break ending,
+                    if now >= next_ping {
+                        conn.push_control(OpCode::Ping, b"");
+                        next_ping = now + limits.ping_interval;
+                    }
+                    timer.as_mut().reset(next_ping.min(idle_at).into());
+                }
+                Wake::Signalled => {}
+                Wake::Io(Err(_)) => return,
+                Wake::Io(Ok(ready)) => {
+                    if ready.is_writable() && conn.blocked() {
+                        // The socket drained: write the rest here (the flusher
+                        // skips a blocked connection).
+                        let _ = conn.flush();
+                    }
+                    if !(ready.is_readable() || ready.is_read_closed()) {
+                        continue;
+                    }
+                    match read(io, &mut reader) {
+                        Ok(true) => {}
+                        Ok(false) | Err(_) => return,
+                    }
+                    // Boxed: reading is rare and its future is large; the
+                    // connection's own future stays small.
+                    match Box::pin(read_messages(
+                        &state,
+                        &conn,
+                        &mut protocol,
+                        &mut reader,
+                        &mut rate,
+                    ))
+                    .await
+                    {
+                        Reading::Quiet => {}
+                        Reading::Heard => {
+                            idle_at = Instant::now() + limits.idle_timeout;
+                            timer.as_mut().reset(next_ping.min(idle_at).into());
+                        }
+                        Reading::End(ending) => break ending,
+                    }
                 }
             }
         }
@@ -336,7 +339,8 @@ async fn read_messages<P: Protocol>(
         heard = true;
         match message {
             Incoming::Text(text) => {
-                if rate.allow(Instant::now()) {
+                let window = state.settings.limits.rate_window;
+                if rate.allow(Instant::now(), limit, window) {
                     // Boxed: an op's future may be large and is short-lived.
                     Box::pin(protocol.text(state, conn, &text)).await;
                 } else {
