@@ -16,6 +16,8 @@
 //! `Broker::publish_once` keyed by the message id (see [`Delivery::key`]),
 //! so a retry after an ambiguous Redis timeout does not publish twice.
 
+use std::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -25,6 +27,9 @@ use crate::domain::{ChannelName, ChannelNameError, MessageDraft, Source};
 use crate::eventsub::envelope::{MessageType, Notification, Revocation, Verification};
 use crate::eventsub::translate;
 use crate::state::AppState;
+
+/// The longest a notification waits for its frames to be written.
+const INGEST_SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Dedupe namespace of EventSub message ids (both transports share it).
 pub const DEDUPE_NAMESPACE: &str = "webhook";
@@ -135,7 +140,7 @@ pub async fn ingest(state: &AppState, delivery: Delivery<'_>) -> Result<Outcome,
     attempt.complete(PROCESSED, limits.dedupe_window).await?;
     // Answered once the frames are written (backpressure, issue 14); the id
     // is done before this wait, so a resend meanwhile is a duplicate.
-    state.flushers.settle().await;
+    state.flushers.settle(INGEST_SETTLE_LIMIT).await;
     Ok(outcome)
 }
 

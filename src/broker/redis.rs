@@ -88,6 +88,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(1);
 /// `/readyz` is ready only if a `PING` succeeded this recently.
 const READY_WINDOW: Duration = Duration::from_secs(3);
 /// First and largest pause between pub/sub reconnect attempts.
+/// The longest a publish waits for its message to reach this instance's
+/// own viewers (it is stored by then).
+const LOCAL_DELIVERY_LIMIT: Duration = Duration::from_secs(1);
 const RECONNECT_MIN: Duration = Duration::from_millis(100);
 const RECONNECT_MAX: Duration = Duration::from_secs(2);
 
@@ -155,6 +158,9 @@ struct Shared {
     live: Mutex<HashMap<ChannelName, Live>>,
     /// Wakes the listener to (un)subscribe after the hub changed.
     wake: Notify,
+    /// Wakes publishers waiting for their message to reach this
+    /// instance's viewers ([`RedisBroker::publish`]).
+    delivered: Notify,
     /// Bumped whenever a channel becomes synced or the connection drops.
     synced: watch::Sender<u64>,
     /// The pub/sub connection is up and every active channel is synced.
@@ -171,6 +177,9 @@ impl Shared {
 
     fn bump(&self) {
         self.synced.send_modify(|n| *n = n.wrapping_add(1));
+        // A channel caught up or the connection broke: publishers waiting
+        // for their message here look again.
+        self.delivered.notify_waiters();
     }
 
     /// The pub/sub connection is gone: un-ready, and every channel must
@@ -319,6 +328,7 @@ impl RedisBroker {
             topics_synced: Mutex::new(HashSet::new()),
             live: Mutex::new(HashMap::new()),
             wake: Notify::new(),
+            delivered: Notify::new(),
             synced,
             pubsub_up: AtomicBool::new(false),
             last_pong: Mutex::new(None),
@@ -424,7 +434,36 @@ impl RedisBroker {
         let env =
             Envelope::from_parts(id, &body).map_err(|e| BrokerError::Corrupt(e.to_string()))?;
         self.shared.metrics.messages_published.inc();
+        // As in memory mode, the publish is over once this instance's own
+        // viewers have it: a publisher then waits for the fan-out it causes
+        // and cannot outrun it (issue 14). Stored already, so the wait is
+        // bounded and its end is not an error.
+        let _ = tokio::time::timeout(
+            LOCAL_DELIVERY_LIMIT,
+            self.delivered_here(&draft.channel, id),
+        )
+        .await;
         Ok(env)
+    }
+
+    /// Returns once this instance's subscription has handed `id` of
+    /// `channel` to the local viewers, or at once when it does not listen
+    /// to `channel` (no local viewer) or is not synced (it will catch up).
+    async fn delivered_here(&self, channel: &ChannelName, id: MessageId) {
+        loop {
+            let mut delivered = std::pin::pin!(self.shared.delivered.notified());
+            delivered.as_mut().enable();
+            let waiting = self
+                .shared
+                .live
+                .lock()
+                .get(channel)
+                .is_some_and(|l| l.synced && l.last.is_none_or(|last| last < id));
+            if !waiting {
+                return;
+            }
+            delivered.await;
+        }
     }
 
     /// Registers `sub`, waits until this instance's Redis subscription of
@@ -630,6 +669,12 @@ impl RedisBroker {
         if published == 1 {
             self.shared.metrics.messages_published.inc();
         }
+        // As in `publish`: over once this instance's viewers have it.
+        let _ = tokio::time::timeout(
+            LOCAL_DELIVERY_LIMIT,
+            self.delivered_here(&draft.channel, id),
+        )
+        .await;
         Ok(id)
     }
 
@@ -982,5 +1027,6 @@ impl Listener {
         if let Some(state) = self.shared.hub.existing(&channel) {
             state.lock().deliver(&env, &self.shared.metrics);
         }
+        self.shared.delivered.notify_waiters();
     }
 }

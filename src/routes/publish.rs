@@ -1,6 +1,8 @@
 //! `POST /api/publish`: apps publish to a channel with the bearer token
 //! (SPEC §4), idempotent under `Idempotency-Key`.
 
+use std::time::Duration;
+
 use actix_web::{HttpRequest, HttpResponse, web};
 use chrono::Utc;
 use serde::Deserialize;
@@ -15,6 +17,10 @@ use crate::state::AppState;
 const IDEMPOTENCY_NAMESPACE: &str = "idem";
 const MAX_TYPE_CHARS: usize = 100;
 const MAX_TEXT_CHARS: usize = 1000;
+/// The longest a publish waits for its frames to be written before it is
+/// answered anyway: long enough for a pass over every viewer of a busy
+/// instance, so that the wait stays the backpressure under overload.
+const PUBLISH_SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
 /// The publish body.
 #[derive(Debug, Deserialize)]
@@ -125,6 +131,6 @@ pub async fn post_publish(
     };
     // Answered once the frames are written: publishers cannot queue
     // faster than the viewers' sockets take it (issue 14).
-    state.flushers.settle().await;
+    state.flushers.settle(PUBLISH_SETTLE_LIMIT).await;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})))
 }

@@ -27,10 +27,6 @@ use tokio::time::Instant;
 /// Connections written between two yields to the worker's other tasks.
 pub const CHUNK: usize = 64;
 
-/// The longest a publisher waits in [`Flushers::settle`]; after it the
-/// publish is answered anyway (its message is stored and queued).
-pub const SETTLE_LIMIT: Duration = Duration::from_secs(1);
-
 /// A connection with frames waiting to be written (`ws::conn::Conn`).
 pub trait Pending: Send + Sync {
     /// Writes what is pending, as far as the socket takes it, without
@@ -188,22 +184,18 @@ impl Flushers {
 
     /// Waits until every frame queued for a WebSocket before this call has
     /// been written (or waits behind a full socket, which its connection's
-    /// task writes when it drains), at most [`SETTLE_LIMIT`]. Returns
+    /// task writes when it drains), at most `limit`: after it the publish
+    /// is answered anyway (its message is stored and queued). Returns
     /// whether they were. A publish waits here before it is answered: that
     /// is the backpressure that keeps publishers from queuing faster than
     /// the sockets take it.
-    pub async fn settle(&self) -> bool {
-        self.wait(Flusher::target).await
-    }
-
-    /// Waits until each flusher has finished the pass that `target` names.
-    async fn wait(&self, target: impl Fn(&Flusher) -> u64) -> bool {
+    pub async fn settle(&self, limit: Duration) -> bool {
         let waits: Vec<(Arc<Flusher>, u64)> = {
             let all = self.all.lock();
             all.iter()
                 .filter_map(Weak::upgrade)
                 .map(|f| {
-                    let target = target(&f);
+                    let target = f.target();
                     (f, target)
                 })
                 .filter(|(f, target)| f.done.load(Ordering::Acquire) < *target)
@@ -212,7 +204,7 @@ impl Flushers {
         if waits.is_empty() {
             return true;
         }
-        let deadline = Instant::now() + SETTLE_LIMIT;
+        let deadline = Instant::now() + limit;
         for (flusher, target) in waits {
             if tokio::time::timeout_at(deadline, flusher.written(target))
                 .await
@@ -229,6 +221,8 @@ impl Flushers {
 mod tests {
     use super::*;
     use std::sync::atomic::AtomicUsize;
+
+    const LIMIT: Duration = Duration::from_secs(5);
 
     #[derive(Default)]
     struct Counted(AtomicUsize);
@@ -248,24 +242,27 @@ mod tests {
 
     async fn settle_writes_what_was_queued() {
         let flushers = Flushers::default();
-        assert!(flushers.settle().await, "no flusher: nothing to wait for");
+        assert!(
+            flushers.settle(LIMIT).await,
+            "no flusher: nothing to wait for"
+        );
         let flusher = flushers.local();
         let conn = Arc::new(Counted::default());
         flusher.mark(conn.clone());
-        assert!(flushers.settle().await);
+        assert!(flushers.settle(LIMIT).await);
         assert_eq!(
             conn.0.load(Ordering::Relaxed),
             1,
             "written before settle returned"
         );
         // Nothing listed: settling is immediate and writes nothing.
-        assert!(flushers.settle().await);
+        assert!(flushers.settle(LIMIT).await);
         assert_eq!(conn.0.load(Ordering::Relaxed), 1);
         let many: Vec<Arc<Counted>> = (0..3 * CHUNK).map(|_| Arc::default()).collect();
         for c in &many {
             flusher.mark(c.clone());
         }
-        assert!(flushers.settle().await);
+        assert!(flushers.settle(LIMIT).await);
         assert!(many.iter().all(|c| c.0.load(Ordering::Relaxed) == 1));
     }
 
