@@ -192,7 +192,7 @@ async fn revocation(state: &AppState, delivery: &Delivery<'_>) -> Result<Outcome
         twitch.subscriptions.mark_revoked(sub);
     }
     // SPEC §8: `authorization_revoked` ends the streamer's alert grant.
-    crate::alert_sources::on_revocation(state, sub).await;
+    crate::twitch::alert_sources::on_revocation(state, sub).await;
     let channels = route_by_ids(state, &translate::condition_broadcaster_ids(&sub.condition));
     if channels.is_empty() {
         state.metrics.unroutable_events.inc();

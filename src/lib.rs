@@ -15,10 +15,10 @@
 //!   `grants` (kept, refreshed, validated hourly) and `eventsub_ws`, the
 //!   EventSub WebSocket transport (SPEC §10: one socket per connected
 //!   streamer, leased to one instance in Redis mode), which hands its
-//!   notifications to `ingest` like the webhook.
-//! - `alert_sources`: "connect alerts" (SPEC §8 Twitch mode): the alert
-//!   kinds' subscriptions of a channel, made sure of on connect, and their
-//!   status for the dashboard.
+//!   notifications to `ingest` like the webhook, and `alert_sources`,
+//!   "connect alerts" (SPEC §8 Twitch mode): the alert kinds'
+//!   subscriptions of a channel, made sure of on connect, and their status
+//!   for the dashboard.
 //! - `webhook`: the webhook transport (SPEC §4 steps 1–3: body limit,
 //!   headers, signature, timestamp) and legacy WebSub; `ingest`: steps 4–7,
 //!   the same for every transport (de-duplication, challenge, revocation,
@@ -60,7 +60,6 @@
 //! `ingest::ingest` (its payload is the webhook body), through the
 //! socket's bounded queue.
 
-pub mod alert_sources;
 pub mod alerts;
 pub mod auth;
 pub mod broker;

@@ -28,7 +28,7 @@ pub async fn get_sources(
         "alert sources need Twitch credentials (local mode has none)",
     ))?;
     require_streamer_or_admin(&req, &session, &state, &channel)?;
-    let view = crate::alert_sources::sources(&state, twitch, &channel).await?;
+    let view = crate::twitch::alert_sources::sources(&state, twitch, &channel).await?;
     Ok(HttpResponse::Ok()
         .insert_header(("Cache-Control", "no-store"))
         .json(view))

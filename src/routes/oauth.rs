@@ -4,9 +4,9 @@
 //! /auth/callback` checks that state (single use, 10 minutes), exchanges
 //! the code and validates the token, then either reads the user from Helix
 //! and signs in, or keeps the grant for the signed-in streamer's channel
-//! (`alert_sources::connect`). All answer 404 in local mode. Failures render
-//! a page (the user arrives here in a browser) with the status `ApiError`
-//! gives them.
+//! (`twitch::alert_sources::connect`). All answer 404 in local mode.
+//! Failures render a page (the user arrives here in a browser) with the
+//! status `ApiError` gives them.
 
 use actix_session::Session;
 use actix_web::{HttpResponse, ResponseError, web};
@@ -208,7 +208,7 @@ async fn complete_connect(
             signed_in: user.login.clone(),
         });
     }
-    crate::alert_sources::connect(state, twitch, &user, &issued, &validated)
+    crate::twitch::alert_sources::connect(state, twitch, &user, &issued, &validated)
         .await
         .map_err(|e| OAuthError::Unavailable(format!("keeping the grant: {e}")))?;
     tracing::info!(channel = %user.login, "alerts connected");

@@ -1,10 +1,13 @@
 //! Twitch's APIs, as a client (Twitch mode only): the Helix client, OAuth
 //! (login and "connect alerts"), the subscription registry and the
-//! streamers' alert grants, bundled in [`Twitch`]; and the client side of
-//! EventSub's WebSocket transport (`eventsub_ws`, SPEC §10). What EventSub messages
+//! streamers' alert grants, bundled in [`Twitch`]; the client side of
+//! EventSub's WebSocket transport (`eventsub_ws`, SPEC §10); and
+//! `alert_sources`, "connect alerts" (SPEC §8 Twitch mode): the alert
+//! kinds' subscriptions of a channel and their status. What EventSub messages
 //! look like and mean (signatures, bodies, translation) is
 //! `crate::eventsub`.
 
+pub mod alert_sources;
 pub mod eventsub_ws;
 pub mod grants;
 pub mod helix;

@@ -225,7 +225,7 @@ impl EventSubSockets {
             },
         );
         let mut types: Vec<String> = state.settings.event_types.clone();
-        for t in crate::alert_sources::alert_types() {
+        for t in crate::twitch::alert_sources::alert_types() {
             if !types.iter().any(|x| x == t) {
                 types.push(t.to_owned());
             }
