@@ -1,7 +1,10 @@
 // The streamer's alert dashboard (SPEC §8): the overlay URL (hidden until
 // revealed), a new key, per-kind settings with a test button each,
-// pause/resume/skip/clear, the queue and the last 50 alerts with replay.
-// Everything goes through the alert API; user strings are set as text.
+// pause/resume/skip/clear, the queue and the last 50 alerts with replay;
+// in Twitch mode the alert sources (each alert kind's EventSub
+// subscription, the streamer's grant with "Connect alerts", and with the
+// WebSocket transport the EventSub socket). Everything goes through the
+// alert API; every string from it is set as text, never as HTML.
 (function () {
   "use strict";
   var root = document.getElementById("dashboard");
@@ -168,6 +171,110 @@
       function (e) { status("Not saved: " + e.message, true); });
   });
 
+  // Alert sources (Twitch mode only: the section is not on the page in
+  // local mode). Statuses are grouped into what the streamer acts on;
+  // Twitch's own word is kept in the detail column.
+  var GRANT = {
+    connected: ["connected", "live"],
+    not_connected: ["missing", "offline"],
+    revoked: ["revoked: needs reconnect", "offline"]
+  };
+  var SOURCE = {
+    enabled: ["enabled", "live"],
+    pending: ["pending", "pending"],
+    webhook_callback_verification_pending: ["pending", "pending"],
+    not_connected: ["not connected", "offline"],
+    socket_down: ["socket down", "pending"],
+    websocket_disconnected: ["socket down", "pending"],
+    authorization_revoked: ["revoked", "offline"],
+    user_removed: ["revoked", "offline"],
+    moderator_removed: ["revoked", "offline"],
+    version_removed: ["revoked", "offline"]
+  };
+  var sourcesEl = $("alert-sources");
+
+  function pill(node, label, cls) {
+    node.textContent = label;
+    node.className = "state " + cls;
+  }
+
+  function ago(seconds) {
+    if (seconds === null || seconds === undefined) return "none yet";
+    if (seconds < 60) return Math.round(seconds) + " s ago";
+    if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
+    return Math.round(seconds / 3600) + " h ago";
+  }
+
+  function grantDetail(g) {
+    if (g.status === "revoked") {
+      return "Twitch withdrew the permission" + (g.revoked_reason ? " (" + g.revoked_reason + ")" : "") +
+        (g.revoked_at ? " at " + new Date(g.revoked_at).toLocaleString() : "") +
+        ". Connect alerts again to get Twitch alerts.";
+    }
+    if (g.status === "not_connected") return "Connect alerts so that Twitch events reach your overlay.";
+    if (g.missing_scopes.length) return "Twitch did not allow: " + g.missing_scopes.join(", ") + ". Connect alerts again to allow them.";
+    return g.connected_at ? "Connected " + new Date(g.connected_at).toLocaleString() + "." : "";
+  }
+
+  function sourceRow(src) {
+    var tr = el("tr");
+    tr.setAttribute("data-kind", src.kind);
+    tr.appendChild(el("th", null, src.kind));
+    tr.appendChild(el("td", "type", src.type + " v" + src.version));
+    var known = SOURCE[src.status] || (src.status === "error" || src.status === "missing_scope" ||
+      /failed|failures|exceeded|^websocket_/.test(src.status) ? ["failed", "offline"] : [src.status, "pending"]);
+    var td = el("td");
+    var p = el("span");
+    pill(p, known[0], known[1]);
+    p.setAttribute("data-status", src.status);
+    td.appendChild(p);
+    tr.appendChild(td);
+    var detail = [];
+    if (known[0] !== src.status) detail.push(src.status);
+    if (src.status === "missing_scope" && src.scope) detail.push("needs " + src.scope);
+    if (src.error) detail.push(src.error);
+    tr.appendChild(el("td", "hint", detail.join(": ")));
+    return tr;
+  }
+
+  function renderSources(v) {
+    var g = GRANT[v.grant.status] || [v.grant.status, "pending"];
+    pill($("grant-state"), g[0], g[1]);
+    $("grant-detail").textContent = grantDetail(v.grant);
+    $("connect-alerts").href = v.connect_url;
+    $("transport").textContent = v.transport === "websocket"
+      ? "Transport: WebSocket (this bridge keeps a socket open to Twitch; no public URL needed)."
+      : "Transport: webhook (Twitch posts events to this bridge's public URL).";
+    var box = $("eventsub-socket");
+    box.hidden = v.transport !== "websocket";
+    if (v.transport === "websocket") {
+      var sock = v.socket;
+      if (sock) {
+        pill($("socket-state"), sock.state, sock.connected ? "live" : (sock.state === "stopped" ? "offline" : "pending"));
+      } else {
+        pill($("socket-state"), "no socket", "offline");
+      }
+      $("socket-reconnects").textContent = sock ? String(sock.reconnects) : "–";
+      $("socket-last-message").textContent = sock ? ago(sock.last_message_age_s) : "–";
+      $("socket-error").textContent = sock && sock.last_error ? sock.last_error : "none";
+    }
+    var rows = $("source-rows");
+    rows.textContent = "";
+    v.sources.forEach(function (src) { rows.appendChild(sourceRow(src)); });
+  }
+
+  function refreshSources() {
+    return call("GET", "/sources").then(renderSources, function (e) {
+      $("grant-detail").textContent = "Could not load the alert sources: " + e.message;
+    });
+  }
+
   refresh();
   setInterval(refresh, 3000);
+  if (sourcesEl) {
+    refreshSources();
+    // Each load asks Twitch for the subscriptions (webhook transport): not
+    // as often as the queue.
+    setInterval(refreshSources, 5000);
+  }
 })();

@@ -20,6 +20,7 @@ use crate::eventsub::envelope::Subscription;
 use crate::eventsub::translate::condition_broadcaster_ids;
 use crate::state::AppState;
 use crate::twitch::Twitch;
+use crate::twitch::eventsub_ws::status::SocketStatus;
 use crate::twitch::grants::{Grant, GrantError};
 use crate::twitch::oauth::{ALERT_SCOPES, IssuedTokens, ValidatedToken};
 use crate::twitch::subscriptions::{scope_for, version_for};
@@ -133,11 +134,38 @@ pub struct SourcesView {
     pub grant: GrantView,
     /// One per alert kind from EventSub.
     pub sources: Vec<SourceView>,
-    /// The EventSub socket (WebSocket transport only): state, session,
-    /// holder, reconnects, last message, its subscriptions.
-    pub socket: Option<serde_json::Value>,
+    /// The EventSub socket (WebSocket transport only, once the streamer
+    /// connected): state, session, holder, reconnects, last message, its
+    /// subscriptions.
+    pub socket: Option<SocketView>,
     /// Where "connect alerts" starts.
     pub connect_url: &'static str,
+}
+
+/// The streamer's EventSub socket as the dashboard shows it: its whole
+/// status (the streamer may see the session id, `/readyz` does not) plus
+/// what the dashboard would otherwise compute, `connected` and the last
+/// message's age, so that it needs no clock of its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct SocketView {
+    /// The status as the socket's task wrote it.
+    #[serde(flatten)]
+    pub status: SocketStatus,
+    /// True while subscribed and receiving.
+    pub connected: bool,
+    /// Seconds since the last message of any type (`null` before the
+    /// first).
+    pub last_message_age_s: Option<f64>,
+}
+
+impl From<SocketStatus> for SocketView {
+    fn from(status: SocketStatus) -> Self {
+        Self {
+            connected: status.is_connected(),
+            last_message_age_s: status.last_message_age().map(|d| d.as_secs_f64()),
+            status,
+        }
+    }
 }
 
 fn rfc3339(unix: i64) -> Option<String> {
@@ -309,7 +337,7 @@ pub async fn sources(
         transport: transport.as_str(),
         grant: grant_view(grant.as_ref()),
         sources,
-        socket: socket.and_then(|s| serde_json::to_value(s).ok()),
+        socket: socket.map(SocketView::from),
         connect_url: "/auth/connect",
     })
 }
@@ -334,6 +362,25 @@ mod tests {
         }
         assert_eq!(version_for("channel.follow"), "2");
         assert_eq!(version_for("channel.hype_train.begin"), "2");
+    }
+
+    #[test]
+    fn the_socket_view_adds_connected_and_the_last_message_age_to_the_status() {
+        use crate::twitch::eventsub_ws::status::SocketState;
+        let mut status = SocketStatus::new(ChannelName::parse("teststreamer").unwrap(), "i1");
+        let view = serde_json::to_value(SocketView::from(status.clone())).unwrap();
+        assert_eq!(view["state"], "connecting");
+        assert_eq!(view["connected"], false);
+        assert!(view["last_message_age_s"].is_null());
+        status.state = SocketState::Connected;
+        status.reconnects = 2;
+        status.last_message_at_ms = Some(Utc::now().timestamp_millis() - 5_000);
+        let view = serde_json::to_value(SocketView::from(status)).unwrap();
+        assert_eq!(view["connected"], true);
+        assert_eq!(view["reconnects"], 2);
+        assert_eq!(view["channel"], "teststreamer");
+        let age = view["last_message_age_s"].as_f64().unwrap();
+        assert!((5.0..60.0).contains(&age), "{age}");
     }
 
     #[test]

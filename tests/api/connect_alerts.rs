@@ -114,6 +114,10 @@ async fn connect_and_sources_are_404_in_local_mode() {
         .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(app.sources_as("teststreamer", None).await.status(), 404);
+    // The dashboard has no alert sources to show.
+    let page = app.get_text("/dashboard").await;
+    assert!(page.contains(r#"data-channel="teststreamer""#));
+    assert!(!page.contains(r#"id="alert-sources""#), "{page}");
 }
 
 #[actix_web::test]
@@ -215,6 +219,16 @@ async fn connect_asks_for_the_alert_scopes_and_subscribes_the_alert_kinds() {
     }
     assert_eq!(source(&view, "raid")["scope"], Value::Null);
     assert_eq!(source(&view, "cheer")["scope"], "bits:read");
+    assert_eq!(
+        view["socket"],
+        Value::Null,
+        "no socket on the webhook transport"
+    );
+
+    // The dashboard in Twitch mode has the section and "Connect alerts".
+    let page = app.get_text("/dashboard").await;
+    assert!(page.contains(r#"id="alert-sources""#), "{page}");
+    assert!(page.contains(r#"id="connect-alerts" href="/auth/connect""#));
 }
 
 #[actix_web::test]

@@ -127,6 +127,15 @@ async fn viewer(app: &TestApp, channel: &str) -> WsClient {
     ws
 }
 
+fn source_of<'a>(view: &'a Value, kind: &str) -> &'a Value {
+    view["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == kind)
+        .unwrap()
+}
+
 async fn expect_text(ws: &mut WsClient, text: &str) -> Value {
     let ev = ws.expect_op("event").await;
     assert_eq!(ev["message"]["text"], text, "{ev}");
@@ -137,6 +146,11 @@ async fn expect_text(ws: &mut WsClient, text: &str) -> Value {
 async fn a_connected_streamer_gets_one_socket_subscribed_with_their_token() {
     let (app, fake) = start(|_| {}).await;
     fake.set_ws_timings(1, Duration::from_secs(2), Duration::from_millis(200));
+    let before = app.ws_sources("teststreamer").await;
+    assert_eq!(before["transport"], "websocket");
+    assert_eq!(before["grant"]["status"], "not_connected");
+    assert_eq!(before["socket"], Value::Null, "no socket before connect");
+    assert_eq!(source_of(&before, "cheer")["status"], "not_connected");
     app.connect_streamer(&fake, "teststreamer").await;
     let session = subscribed_session(&fake, "teststreamer", None).await;
 
@@ -166,6 +180,15 @@ async fn a_connected_streamer_gets_one_socket_subscribed_with_their_token() {
     assert_eq!(view["transport"], "websocket");
     assert_eq!(view["socket"]["state"], "connected", "{view}");
     assert_eq!(view["socket"]["session_id"], session.as_str());
+    // The dashboard's socket line: connected, reconnects, last message age.
+    assert_eq!(view["socket"]["connected"], true, "{view}");
+    assert_eq!(view["socket"]["reconnects"], 0, "{view}");
+    assert!(
+        view["socket"]["last_message_age_s"]
+            .as_f64()
+            .is_some_and(|age| age >= 0.0),
+        "{view}"
+    );
     for s in view["sources"].as_array().unwrap() {
         assert_eq!(s["status"], "enabled", "{s}");
     }
@@ -486,6 +509,7 @@ async fn a_revocation_on_the_socket_is_shown_and_authorization_revoked_stops_it(
     .await;
     let view = app.ws_sources("teststreamer").await;
     assert_eq!(view["grant"]["revoked_reason"], "authorization_revoked");
+    assert_ne!(view["socket"]["connected"], true, "{view}");
     let history = app.history("teststreamer", "").await;
     assert!(
         history

@@ -90,6 +90,8 @@ const shown = (page) => page.evaluate(() => window.__shown);
     if (login.status() !== 302) throw new Error(`local sign-in answered ${login.status()}`);
     await dash.goto(`${base}/dashboard`, { waitUntil: "domcontentloaded" });
     await dash.locator("#settings-rows tr[data-kind=cheer]").waitFor();
+    // Local mode: no Twitch alert sources to show, so no such section.
+    if ((await dash.locator("#alert-sources").count()) !== 0) throw new Error("alert sources shown in local mode");
     const urlInput = dash.locator("#overlay-url");
     if ((await urlInput.getAttribute("type")) !== "password") throw new Error("the overlay URL is not hidden");
     await dash.getByRole("button", { name: "Reveal" }).click();

@@ -1,7 +1,12 @@
 // A small fake Twitch for the browser test: OAuth (authorize redirects straight
 // back with a code, as if the viewer consented), token (client credentials,
 // authorization code, refresh), validate, Helix users and EventSub
-// subscriptions. GET /_fake/subscriptions shows what the bridge created.
+// subscriptions. Tokens carry the scopes asked for at authorize. GET
+// /_fake/subscriptions shows what the bridge created; POST
+// /_fake/login-as?login=L makes the next authorizations L's (viewer42
+// until then); POST /_fake/revoke?user_id=ID withdraws that user's grant
+// as Twitch does (tokens dead, subscriptions gone) and answers the removed
+// subscriptions, for the test to send their revocation messages.
 //
 //   node fake-twitch.js PORT CLIENT_ID CLIENT_SECRET
 "use strict";
@@ -13,8 +18,9 @@ const users = [
   { id: "1001", login: "teststreamer", display_name: "TestStreamer" },
   { id: "2042", login: "viewer42", display_name: "Viewer42" },
 ];
-const codes = new Map(); // code → user id
-const userTokens = new Map(); // token → user id
+const codes = new Map(); // code → { user, scopes }
+const userTokens = new Map(); // token → { user, scopes }
+let signingIn = "2042";
 const appTokens = new Set();
 const subs = [];
 let n = 0;
@@ -32,7 +38,7 @@ function helixAuth(req) {
   if (req.headers["client-id"] !== clientId) return null;
   const token = (req.headers.authorization || "").replace(/^Bearer /, "");
   if (appTokens.has(token)) return { app: true };
-  if (userTokens.has(token)) return { user: userTokens.get(token) };
+  if (userTokens.has(token)) return { user: userTokens.get(token).user };
   return null;
 }
 
@@ -46,7 +52,7 @@ function handle(req, res, body) {
     }
     if (q.get("response_type") !== "code" || q.get("client_id") !== clientId) return fail(res, 400, "bad request");
     const code = next("code");
-    codes.set(code, "2042");
+    codes.set(code, { user: signingIn, scopes: q.get("scope").split(" ").filter(Boolean) });
     const back = new URL(q.get("redirect_uri"));
     back.searchParams.set("code", code);
     back.searchParams.set("scope", q.get("scope"));
@@ -63,20 +69,21 @@ function handle(req, res, body) {
       return send(res, 200, { access_token: t, expires_in: 5000000, token_type: "bearer" });
     }
     if (f.get("grant_type") === "authorization_code") {
-      const user = codes.get(f.get("code"));
-      if (!user) return fail(res, 400, "Invalid authorization code");
+      const grant = codes.get(f.get("code"));
+      if (!grant) return fail(res, 400, "Invalid authorization code");
       codes.delete(f.get("code"));
       const t = next("user");
-      userTokens.set(t, user);
-      return send(res, 200, { access_token: t, expires_in: 14000, refresh_token: next("refresh"), scope: [], token_type: "bearer" });
+      userTokens.set(t, grant);
+      return send(res, 200, { access_token: t, expires_in: 14000, refresh_token: next("refresh"), scope: grant.scopes, token_type: "bearer" });
     }
     return fail(res, 400, "unsupported grant type");
   }
   if (route === "GET /oauth2/validate") {
     const t = (req.headers.authorization || "").replace(/^OAuth /, "");
     if (userTokens.has(t)) {
-      const u = users.find((x) => x.id === userTokens.get(t));
-      return send(res, 200, { client_id: clientId, login: u.login, scopes: [], user_id: u.id, expires_in: 5000 });
+      const grant = userTokens.get(t);
+      const u = users.find((x) => x.id === grant.user);
+      return send(res, 200, { client_id: clientId, login: u.login, scopes: grant.scopes, user_id: u.id, expires_in: 5000 });
     }
     if (appTokens.has(t)) return send(res, 200, { client_id: clientId, scopes: [], expires_in: 5000000 });
     return fail(res, 401, "invalid access token");
@@ -112,7 +119,8 @@ function handle(req, res, body) {
         return send(res, 202, { data: [sub], total: subs.length, total_cost: cost(), max_total_cost: 10000 }, rate);
       }
       if (req.method === "GET") {
-        return send(res, 200, { total: subs.length, data: subs, total_cost: cost(), max_total_cost: 10000, pagination: {} }, rate);
+        const data = q.has("user_id") ? subs.filter((s) => Object.values(s.condition).includes(q.get("user_id"))) : subs;
+        return send(res, 200, { total: data.length, data, total_cost: cost(), max_total_cost: 10000, pagination: {} }, rate);
       }
       if (req.method === "DELETE") {
         const i = subs.findIndex((s) => s.id === q.get("id"));
@@ -124,6 +132,21 @@ function handle(req, res, body) {
     }
   }
   if (route === "GET /_fake/subscriptions") return send(res, 200, subs);
+  if (route === "POST /_fake/login-as") {
+    const u = users.find((x) => x.login === q.get("login"));
+    if (!u) return fail(res, 404, "no such user");
+    signingIn = u.id;
+    return send(res, 200, u);
+  }
+  if (route === "POST /_fake/revoke") {
+    const id = q.get("user_id");
+    for (const [t, grant] of userTokens) if (grant.user === id) userTokens.delete(t);
+    const removed = [];
+    for (let i = subs.length - 1; i >= 0; i--) {
+      if (Object.values(subs[i].condition).includes(id)) removed.push(...subs.splice(i, 1));
+    }
+    return send(res, 200, removed.map((s) => ({ ...s, status: "authorization_revoked" })));
+  }
   return fail(res, 404, `no route ${route}`);
 }
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Browser end-to-end test: a fake Twitch (node), the bridge in Twitch mode
-# pointed at it, and headless Debian Chromium driven by playwright-core.
+# pointed at it, and headless Debian Chromium driven by playwright-core:
+# e2e.js (sign in, watch, a notification in the feed), then sources.js (the
+# dashboard's alert sources, "Connect alerts", a revoked grant).
 #
 #   tests/e2e/run.sh [path-to-server-binary]
 #
@@ -79,11 +81,13 @@ if ! up; then
     exit 1
 fi
 
-if ! node "$here/e2e.js" "$base" "$fake" "$secret"; then
-    echo "--- server log ---" >&2; tail -n 50 "$workdir/server.log" >&2
-    echo "--- fake Twitch log ---" >&2; tail -n 20 "$workdir/fake.log" >&2
-    exit 1
-fi
+for script in e2e.js sources.js; do
+    if ! node "$here/$script" "$base" "$fake" "$secret"; then
+        echo "--- server log ---" >&2; tail -n 50 "$workdir/server.log" >&2
+        echo "--- fake Twitch log ---" >&2; tail -n 20 "$workdir/fake.log" >&2
+        exit 1
+    fi
+done
 
 # Rooms (SPEC §9) in a server of their own, in local mode.
 bash "$here/rooms.sh" "$bin"
