@@ -88,6 +88,27 @@ const ENDPOINTS: &[Endpoint] = &[
         is_answer: |v| v["type"] == "pong",
         is_refusal: |v| v["type"] == "error" && v["data"]["code"] == "bad_json",
     },
+    Endpoint {
+        name: "/overlay/{channel}/ws",
+        settings: |_| {},
+        open: |app| {
+            Box::pin(async move {
+                // The streamer signs in to read the overlay key; the overlay
+                // itself needs only the key (SPEC §8).
+                app.login_as("teststreamer").await;
+                let key = app.overlay_key("teststreamer").await;
+                Target {
+                    path: format!("/overlay/teststreamer/ws?key={key}"),
+                    headers: String::new(),
+                }
+            })
+        },
+        // `welcome` (no alert is in flight).
+        greeting: 1,
+        probe: r#"{"op":"ping"}"#,
+        is_answer: |v| v["op"] == "pong",
+        is_refusal: |v| v["op"] == "error" && v["code"] == "bad_json",
+    },
 ];
 
 /// How a case's frames go onto the wire.
