@@ -4,7 +4,7 @@
 //! # Module map
 //! - `cli`, `config`: command line and environment → validated `Settings`.
 //! - `startup`, `state`: the `Application` (route table, bind, run) and the
-//!   shared `AppState`.
+//!   shared `AppState`; `signals`: SIGTERM and SIGINT, which both drain.
 //! - `domain`: `ChannelName`, `MessageId`, `MessageDraft` / `Envelope`, `User`.
 //! - `eventsub`: EventSub's wire format, whatever the transport: webhook
 //!   `signature` rules, body `envelope` types, `websocket` frames, `translate` (event → sentence
@@ -73,6 +73,7 @@ pub mod ingest;
 pub mod metrics;
 pub mod rooms;
 pub mod routes;
+pub mod signals;
 pub mod sse;
 pub mod startup;
 pub mod state;

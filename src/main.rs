@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use eventsub_bridge::cli::{Cli, Command, ServeArgs};
 use eventsub_bridge::config::Settings;
+use eventsub_bridge::signals::StopSignals;
 use eventsub_bridge::startup::Application;
 use eventsub_bridge::{client, telemetry};
 use tokio_util::sync::CancellationToken;
@@ -74,14 +75,20 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             settings.eventsub_secret.expose()
         );
     }
+    // Before listening: a signal that comes early drains too.
+    let mut signals = StopSignals::install()?;
     let shutdown = CancellationToken::new();
     let app = Application::build(settings, shutdown.clone()).await?;
     tracing::info!(addr = %app.local_addr(), "listening");
     let stop = shutdown.clone();
     actix_web::rt::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down");
+        let signal = signals.next().await;
+        tracing::info!(signal, "shutting down: draining");
         stop.cancel();
+        // An operator who sends a second one does not want to wait.
+        let signal = signals.next().await;
+        eprintln!("{signal} again: exiting without draining");
+        std::process::exit(1);
     });
     app.run_until_stopped().await?;
     Ok(())

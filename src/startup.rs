@@ -33,12 +33,24 @@ use crate::state::AppState;
 pub const SESSION_COOKIE: &str = "esb_session";
 /// How long a session lives without use.
 const SESSION_TTL_DAYS: i64 = 7;
+/// At shutdown, how long viewers (WebSocket, SSE) get to take their 1001
+/// close or the end of their stream before requests are drained.
+const VIEWERS_DRAIN: Duration = Duration::from_secs(2);
+/// At shutdown, how long requests in flight get once viewers are gone
+/// (actix counts whole seconds). With `VIEWERS_DRAIN`: 10 s from the signal.
+const REQUESTS_DRAIN_SECS: u64 = 8;
+/// At shutdown, how long the EventSub sockets get to close and release
+/// their leases once no request is left.
+const CLEANUP_DRAIN: Duration = Duration::from_secs(2);
 
 /// A bound, not yet running server.
 pub struct Application {
     addr: SocketAddr,
     server: Server,
     state: web::Data<AppState>,
+    /// Stops the broker (pub/sub listener, pinger), after the drain: the
+    /// requests in flight at shutdown still publish and deliver.
+    broker_stop: CancellationToken,
 }
 
 /// Why the application could not start.
@@ -66,7 +78,8 @@ impl Application {
     ) -> Result<Self, StartupError> {
         let settings = Arc::new(settings);
         let metrics = Metrics::new();
-        let (broker, sessions) = build_broker(&settings, &metrics, &shutdown).await?;
+        let broker_stop = CancellationToken::new();
+        let (broker, sessions) = build_broker(&settings, &metrics, &broker_stop).await?;
         let broker = Arc::new(broker);
         let state = web::Data::new(
             AppState::new(settings.clone(), broker, metrics, shutdown.clone()).with_twitch()?,
@@ -134,7 +147,7 @@ impl Application {
                 addr: settings.bind,
                 source,
             })?
-            .shutdown_timeout(5)
+            .shutdown_timeout(REQUESTS_DRAIN_SECS)
             .disable_signals();
         if settings.workers > 0 {
             server = server.workers(settings.workers);
@@ -144,6 +157,7 @@ impl Application {
             addr,
             server,
             state,
+            broker_stop,
         })
     }
 
@@ -162,22 +176,65 @@ impl Application {
         self.state.clone()
     }
 
-    /// Serves until `stop` is called on the handle or the shutdown token fires.
+    /// Serves until `stop` is called on the handle or the shutdown token
+    /// fires. Then drains, each step bounded: stop accepting; viewers get
+    /// their 1001 close and SSE streams end (`VIEWERS_DRAIN`); requests in
+    /// flight finish (`REQUESTS_DRAIN_SECS`); the EventSub sockets close and
+    /// release their leases (`CLEANUP_DRAIN`); the broker's pub/sub
+    /// connection closes.
     ///
     /// # Errors
     /// The server's I/O error.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
-        let shutdown = self.state.shutdown.clone();
+        let state = self.state.clone();
         let stopper = actix_web::rt::spawn(async move {
-            shutdown.cancelled().await;
+            state.shutdown.cancelled().await;
+            tracing::info!("draining: no new connections; closing viewers");
+            handle.pause().await;
+            // Held until the end: a keep-alive connection cannot open a
+            // new socket (503) while the rest drains.
+            let all_permits = viewers_gone(&state, VIEWERS_DRAIN).await;
+            if all_permits.is_none() {
+                tracing::warn!("viewers still open after {VIEWERS_DRAIN:?}; stopping without them");
+            }
             handle.stop(true).await;
+            drop(all_permits);
         });
         let result = self.server.await;
         self.state.shutdown.cancel();
         stopper.abort();
+        if let Some(sockets) = self.state.eventsub_ws.get() {
+            let stopped = tokio::time::timeout(CLEANUP_DRAIN, sockets.stopped()).await;
+            if stopped.is_err() {
+                tracing::warn!(
+                    "EventSub sockets not stopped after {CLEANUP_DRAIN:?}; their leases expire"
+                );
+            }
+        }
+        self.broker_stop.cancel();
+        tracing::info!("stopped");
         result
     }
+}
+
+/// Waits up to `bound` for every WebSocket and SSE connection to end (each
+/// holds a permit of `connections` until then); all the permits when they
+/// did, `None` when some are still open.
+async fn viewers_gone(
+    state: &AppState,
+    bound: Duration,
+) -> Option<tokio::sync::SemaphorePermit<'_>> {
+    let max = state
+        .settings
+        .limits
+        .max_connections
+        .min(tokio::sync::Semaphore::MAX_PERMITS);
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    tokio::time::timeout(bound, state.connections.acquire_many(all))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// One worker's HTTP service: the application, plus the upgrade hook that

@@ -24,6 +24,7 @@ mod redis_server;
 mod room_store;
 mod rooms;
 mod rooms_redis;
+mod signals;
 mod subscriptions;
 mod webhook;
 mod websocket;

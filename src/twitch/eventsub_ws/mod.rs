@@ -37,6 +37,7 @@ use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::broker::TopicListener;
 use crate::config::{EventSubTransport, Limits};
@@ -70,6 +71,9 @@ pub struct EventSubSockets {
     held: Mutex<HashMap<ChannelName, Held>>,
     wake: Arc<Notify>,
     notices: Mutex<HashMap<ChannelName, Instant>>,
+    /// The supervisor and every socket's lease keeper: shutdown waits for
+    /// them, so that leases are released before the process exits.
+    tasks: TaskTracker,
 }
 
 impl std::fmt::Debug for EventSubSockets {
@@ -107,9 +111,18 @@ impl EventSubSockets {
             held: Mutex::new(HashMap::new()),
             wake: Arc::new(Notify::new()),
             notices: Mutex::new(HashMap::new()),
+            tasks: TaskTracker::new(),
         });
-        tokio::spawn(Arc::clone(&this).supervise(state.clone(), twitch));
+        this.tasks
+            .spawn(Arc::clone(&this).supervise(state.clone(), twitch));
         Some(this)
+    }
+
+    /// Returns once the supervisor and every socket have stopped (after
+    /// shutdown) and their leases are released.
+    pub async fn stopped(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
     }
 
     /// This instance's id (the lease holder's name).
@@ -245,7 +258,7 @@ impl EventSubSockets {
         let this = Arc::clone(self);
         let limits = state.settings.limits.clone();
         let metrics = state.metrics.clone();
-        tokio::spawn(async move {
+        self.tasks.spawn(async move {
             let mut running = tokio::spawn(runner.run());
             let renew_every = limits.ws_lease_ttl / 3;
             let give_up_after = limits.ws_lease_ttl * 2 / 3;
