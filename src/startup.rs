@@ -132,6 +132,11 @@ impl Application {
                     let response = srv.call(req);
                     async move { response.await.map_err(session_store_outage) }
                 })
+                // Outermost: HEAD is routed as GET, and every response,
+                // errors of the middlewares above included, gets its headers.
+                .wrap(actix_web::middleware::from_fn(
+                    routes::headers::security_headers,
+                ))
                 .configure(routes_table)
         };
         let mut server = actix_server::Server::build()

@@ -8,6 +8,7 @@ pub mod bearer;
 pub mod callback;
 pub mod channels;
 pub mod dashboard;
+pub mod headers;
 pub mod health;
 pub mod oauth;
 pub mod overlay;

@@ -64,8 +64,8 @@ pub async fn get_overlay(
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
-        // The key is in the URL: never send it on as a Referer.
-        .insert_header(("Referrer-Policy", "no-referrer"))
+        // The key is in the URL: `routes::headers` adds `Referrer-Policy:
+        // no-referrer` (and the page says it too).
         .body(body))
 }
 
