@@ -60,10 +60,22 @@ const RECORDER = `
     }).observe(stage, { childList: true });
   });`;
 
+// What the Content-Security-Policy blocked (the console says so): none allowed.
+const cspErrors = [];
+function watchCsp(page) {
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspErrors.push(`${page.url()}: ${m.text()}`);
+  });
+}
+function assertNoCspErrors() {
+  if (cspErrors.length) throw new Error(`blocked by the CSP: ${cspErrors.join(" | ")}`);
+}
+
 async function openOverlay(browser, url, viewport) {
   const context = await browser.newContext({ viewport });
   await context.addInitScript(RECORDER);
   const page = await context.newPage();
+  watchCsp(page);
   page.setDefaultTimeout(TIMEOUT);
   await page.goto(url, { waitUntil: "domcontentloaded" });
   return { context, page };
@@ -85,6 +97,7 @@ const shown = (page) => page.evaluate(() => window.__shown);
     // The streamer's dashboard.
     const dctx = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
     dash = await dctx.newPage();
+    watchCsp(dash);
     dash.setDefaultTimeout(TIMEOUT);
     const login = await dash.request.post(`${base}/auth/local`, { form: { login: CH }, maxRedirects: 0 });
     if (login.status() !== 302) throw new Error(`local sign-in answered ${login.status()}`);
@@ -174,6 +187,8 @@ const shown = (page) => page.evaluate(() => window.__shown);
     await dash.locator("#recent li[data-id]").first().waitFor();
     await dash.screenshot({ path: path.join(out, "dashboard.png"), fullPage: true });
     console.log(`screenshots in ${out}`);
+    assertNoCspErrors();
+    console.log("nothing blocked by the CSP (dashboard, overlay)");
   } catch (e) {
     if (overlay) await overlay.page.screenshot({ path: path.join(out, "alerts-failure.png") }).catch(() => {});
     console.error(`alerts e2e failed: ${e.message}`);

@@ -13,6 +13,17 @@ const [base, fake, secret] = process.argv.slice(2);
 const out = path.join(__dirname, "out");
 const TIMEOUT = 15000;
 
+// What the Content-Security-Policy blocked (the console says so): none allowed.
+const cspErrors = [];
+function watchCsp(page) {
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) cspErrors.push(`${page.url()}: ${m.text()}`);
+  });
+}
+function assertNoCspErrors() {
+  if (cspErrors.length) throw new Error(`blocked by the CSP: ${cspErrors.join(" | ")}`);
+}
+
 async function until(what, check) {
   const deadline = Date.now() + TIMEOUT;
   while (Date.now() < deadline) {
@@ -64,6 +75,7 @@ async function postFollow(follower) {
   });
   const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   page.setDefaultTimeout(TIMEOUT);
+  watchCsp(page);
   // No internet here: the Twitch player and chat iframes are answered empty.
   await page.route(/^https:\/\/(player|www)\.twitch\.tv\//, (route) =>
     route.fulfill({ status: 200, contentType: "text/html", body: "<!doctype html><title>embed</title>" }));
@@ -95,6 +107,8 @@ async function postFollow(follower) {
     await page.locator("#feed li", { hasText: sentence }).first().scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(out, "watch-phone.png"), fullPage: true });
     console.log(`screenshots: ${path.join(out, "watch.png")}, watch-phone.png`);
+    assertNoCspErrors();
+    console.log("nothing blocked by the CSP (home, watch with the Twitch frames)");
   } catch (e) {
     await page.screenshot({ path: path.join(out, "failure.png"), fullPage: true }).catch(() => {});
     console.error(`e2e failed: ${e.message}`);
