@@ -179,6 +179,50 @@ def room_what(rs):
     return f"{r.get('scenario', '?')}: {fmt(r.get('members'))} members, {fmt(r.get('sends'))} sends; µs per {op}"
 
 
+# Alert overlays (issue 10): `loadgen alerts`. Latency is from the start of the
+# `POST /api/alerts/{channel}` call to the overlay's receipt of the alert frame; lost, shown
+# twice and out of order are summed over runs and overlays; CPU per alert is per accepted
+# alert. Burst: "last shown" is from the first POST until every overlay had the last
+# accepted alert; 429s are the queue's cap (ALERT_QUEUE_LEN), not failures.
+ALERT_COMMON_TAIL = [
+    ("lost", lambda rs: total([r.get("lost") for r in rs]), fmt),
+    ("shown twice", lambda rs: total([r.get("duplicated") for r in rs]), fmt),
+    ("out of order", lambda rs: total([r.get("out_of_order") for r in rs]), fmt),
+    ("server CPU µs/alert", lambda rs: med([r.get("server_cpu_us_per_op") for r in rs]), fmt_ms),
+    ("server CPU %", lambda rs: med([r.get("server_cpu_util") for r in rs]), pct),
+    ("Redis CPU %", lambda rs: med([r.get("redis_cpu_util") for r in rs]), pct),
+    ("loadgen CPU %", lambda rs: med([r.get("loadgen_cpu_util") for r in rs]), pct),
+]
+ALERT_THROUGHPUT_COLS = [
+    ("alerts shown/s", lambda rs: med([(r.get("throughput") or {}).get("value") for r in rs]), fmt),
+    ("p50 ms", lambda rs: med([lat(r, "p50") for r in rs]), fmt_ms),
+    ("p90 ms", lambda rs: med([lat(r, "p90") for r in rs]), fmt_ms),
+    ("p99 ms", lambda rs: med([lat(r, "p99") for r in rs]), fmt_ms),
+    ("max ms", lambda rs: med([lat(r, "max") for r in rs]), fmt_ms),
+    ("publish p99 ms", lambda rs: med([(r.get("publish_call_ms") or {}).get("p99") for r in rs]), fmt_ms),
+] + ALERT_COMMON_TAIL
+ALERT_BURST_COLS = [
+    ("accepted", lambda rs: med([r.get("accepted") for r in rs]), fmt),
+    ("429", lambda rs: med([r.get("rejected_429") for r in rs]), fmt),
+    ("POSTs done ms", lambda rs: med([r.get("publish_span_ms") for r in rs]), fmt),
+    ("last shown ms", lambda rs: med([r.get("last_shown_ms") for r in rs]), fmt),
+    ("shown/s", lambda rs: med([r.get("shown_per_sec") for r in rs]), lambda v: fmt(v, 1)),
+    ("p50 ms", lambda rs: med([lat(r, "p50") for r in rs]), fmt),
+    ("p99 ms", lambda rs: med([lat(r, "p99") for r in rs]), fmt),
+] + ALERT_COMMON_TAIL
+
+
+def alert_what(rs):
+    if not rs:
+        return "–"
+    r = rs[0]
+    if r.get("scenario") == "burst":
+        return (f"{fmt(r.get('alerts'))} alerts at once ({r.get('concurrency', '?')} in flight), "
+                f"{r.get('overlays', 1)} overlay(s)")
+    return (f"{fmt(r.get('channels'))} channels × {r.get('rate', '?'):g}/s × "
+            f"{r.get('seconds', '?')} s")
+
+
 def side_by_side(rep, names, cols, first_col):
     """One table: a row per (case, target) and a bridge ÷ Bun row where both ran."""
     w = rep.w
@@ -568,7 +612,9 @@ def main():
     ing = [n for n in cases if mode_of(n) == "ingest"]
     idl = [n for n in cases if mode_of(n) == "idle"]
     rooms = [n for n in cases if mode_of(n) == "room"]
-    known = set(fan) | set(red) | set(ing) | set(idl) | set(rooms) | {n for n in cases if growth_like(n)}
+    alerts = [n for n in cases if mode_of(n) == "alerts"]
+    known = (set(fan) | set(red) | set(ing) | set(idl) | set(rooms) | set(alerts)
+             | {n for n in cases if growth_like(n)})
     other = [n for n in cases if n not in known]
 
     targets_section(rep, a)
@@ -617,6 +663,36 @@ def main():
             "split round-robin.\n"
         )
         side_by_side(rep, rooms, ROOM_COLS, ("what", room_what))
+    if alerts:
+        scen = lambda n: next((r.get("scenario") for t in rep.targets(n) for r in rep.rows(n, t)  # noqa: E731
+                               if r.get("scenario")), None)
+        w("## Alert overlays (`/overlay/{channel}/ws`, issue 10)\n")
+        w(
+            "Every alert is a donation through `POST /api/alerts/{channel}` (`PUBLISH_TOKEN`); each "
+            "overlay acks an alert as soon as its frame arrives (the ack, not the duration, moves "
+            "the queue: SPEC §8), within the 20 client frames a second of SPEC §5. Latency is from "
+            "the start of the POST to the overlay's receipt of the alert frame. Redis rows: two "
+            "instances on one core, every alert published through the first, overlays on both "
+            "(throughput: round-robin; burst: starting with the second instance). There is no Bun "
+            "peer for alerts (a pub/sub server has no queue, acks or exactly-once to compare).\n"
+        )
+        thr = [n for n in alerts if scen(n) != "burst"]
+        bur = [n for n in alerts if scen(n) == "burst"]
+        if thr:
+            w("**Throughput**: one overlay per channel, every channel at a paced rate; a channel's "
+              "alerts all go through one publishing connection, one after the other, so each must "
+              "be shown in the order sent. CPU per accepted alert covers the POST, the queue, the "
+              "frame and the ack.\n")
+            side_by_side(rep, thr, ALERT_THROUGHPUT_COLS, ("what", alert_what))
+        if bur:
+            w("**Burst**: alerts into one channel at once. The queue holds `ALERT_QUEUE_LEN` (500) "
+              "waiting alerts plus the one in flight; beyond that the API answers 429 (counted, not "
+              "a failure). Every accepted alert must reach every overlay exactly once and in order "
+              "(an alert whose 202 came back before another's POST started is shown first). With "
+              "one overlay, its 20 acks a second set the pace; with K overlays the acks rotate "
+              "among them (K × 20 a second), which shows the queue's own speed. Latencies here "
+              "are mostly time spent waiting in the queue.\n")
+            side_by_side(rep, bur, ALERT_BURST_COLS, ("what", alert_what))
     growth_section(rep, a.out)
     for n in other:
         rs_all = [r for t in rep.targets(n) for r in rep.rows(n, t)]
@@ -633,7 +709,8 @@ def main():
         w("## Runs with problems\n")
         for n, t, i, r in failed:
             bits = []
-            for k in ["error", "viewers_failed", "lost", "duplicated", "closed_early", "non_2xx",
+            for k in ["error", "viewers_failed", "lost", "duplicated", "out_of_order",
+                      "shown_not_accepted", "unmarked", "closed_early", "non_2xx",
                       "error_count", "connect_errors", "publish_errors", "errors", "endings", "watch",
                       "slow_viewers_failed"]:
                 v = r.get(k)
@@ -665,6 +742,13 @@ def main():
                 elif mode == "idle":
                     main_fig = f"{fmt(r.get('bytes_per_connection'))} B/connection"
                     notes = f"{fmt(r.get('viewers_connected'))} connected"
+                elif mode == "alerts":
+                    tp = r.get("throughput") or {}
+                    main_fig = f"{fmt(tp.get('value'))} {tp.get('unit', '')}"
+                    notes = (f"accepted {fmt(r.get('accepted'))}, 429 {fmt(r.get('rejected_429'))}, "
+                             f"shown {fmt(r.get('shown'))}")
+                    if r.get("last_shown_ms") is not None:
+                        notes += f", last shown at {fmt(r.get('last_shown_ms'))} ms"
                 elif mode and r.get("throughput"):
                     tp = r["throughput"]
                     main_fig = f"{fmt(tp.get('value'))} {tp.get('unit', '')}"

@@ -25,7 +25,7 @@
 # Adding a case: one line in CASE_LIST below, "name|targets|loadgen subcommand and its
 # arguments". The script adds, per run: --url URL and --pid PID (once per instance, in
 # the same order), and the environment PUBLISH_TOKEN, EVENTSUB_SECRET, ROOM_SIGNING_KEY,
-# BENCH_CHANNEL (the channel to use: a fresh one per run in Redis mode) and
+# ADMIN_TOKEN, BENCH_CHANNEL (the channel to use: a fresh one per run in Redis mode) and
 # BENCH_REDIS_PID (Redis mode). A new loadgen subcommand takes those and prints
 # `RESULT {json}` with at least "mode" and "ok"; report.py shows any mode it does not
 # know in a generic table (see bench/README.md, "Adding a case").
@@ -85,6 +85,7 @@ esac
 export PUBLISH_TOKEN=bench-publish-token
 export EVENTSUB_SECRET=bench-eventsub-secret-0123456789
 export ROOM_SIGNING_KEY=bench-room-signing-key
+export ADMIN_TOKEN=bench-admin-token # the alert API: overlay keys (alerts-* cases)
 CHANNEL=benchchannel
 # Redis mode: the Redis every instance shares, and one SESSION_KEY for all instances (the
 # load generator signs in on each instance anyway).
@@ -125,6 +126,9 @@ full)
     "room-chat-5000x50-10ps|bridge redis|room --scenario chat --members 5000 --messages 50 --rate 10"
     "room-votes-5000|bridge redis|room --scenario votes --members 5000 --window 1"
     "room-counter-1000x100|bridge redis|room --scenario counter --members 1000 --messages 100 --rate 10"
+    "alerts-10000ch-1ps|bridge redis|alerts --scenario throughput --channels 10000 --seconds 10 --rate 1"
+    "alerts-burst-1000|bridge redis|alerts --scenario burst --alerts 1000 --concurrency 64"
+    "alerts-burst-1000-o32|bridge redis|alerts --scenario burst --alerts 1000 --concurrency 64 --overlays 32"
     "${GROWTH_CASES[@]}"
   )
   ;;
@@ -141,6 +145,9 @@ quick)
     "room-chat-200x20-10ps|bridge redis|room --scenario chat --members 200 --messages 20 --rate 10"
     "room-votes-300|bridge redis|room --scenario votes --members 300 --window 1"
     "room-counter-100x20|bridge redis|room --scenario counter --members 100 --messages 20 --rate 10"
+    "alerts-200ch-1ps|bridge redis|alerts --scenario throughput --channels 200 --seconds 5 --rate 1"
+    "alerts-burst-200|bridge redis|alerts --scenario burst --alerts 200 --concurrency 16"
+    "alerts-burst-200-o8|bridge redis|alerts --scenario burst --alerts 200 --concurrency 16 --overlays 8"
   )
   ;;
 growth) CASE_LIST=("${GROWTH_CASES[@]}") ;;
@@ -223,7 +230,7 @@ BUN_VERSION=
 want_target bun && BUN_VERSION=$("$BUN" --version)
 
 {
-  echo "bridge: taskset -c $SERVER_CPU env BIND=127.0.0.1:PORT PUBLISH_TOKEN=$PUBLISH_TOKEN EVENTSUB_SECRET=$EVENTSUB_SECRET ROOM_SIGNING_KEY=$ROOM_SIGNING_KEY RUST_LOG=warn ${SERVER_BIN#"$ROOT"/} serve  (ulimit -n $(ulimit -n))"
+  echo "bridge: taskset -c $SERVER_CPU env BIND=127.0.0.1:PORT PUBLISH_TOKEN=$PUBLISH_TOKEN EVENTSUB_SECRET=$EVENTSUB_SECRET ROOM_SIGNING_KEY=$ROOM_SIGNING_KEY ADMIN_TOKEN=$ADMIN_TOKEN RUST_LOG=warn ${SERVER_BIN#"$ROOT"/} serve  (ulimit -n $(ulimit -n))"
   [[ -n $BUN_VERSION ]] && echo "bun: taskset -c $SERVER_CPU env BIND=127.0.0.1:PORT PUBLISH_TOKEN=$PUBLISH_TOKEN EVENTSUB_SECRET=$EVENTSUB_SECRET ${BUN#"$ROOT"/} bench/peer/bun-server.js  (Bun $BUN_VERSION)"
 } >>"$OUT/commands.txt"
 
@@ -271,7 +278,7 @@ start_server() {
   bun) cmd=("$BUN" "$PEER_DIR/bun-server.js") ;;
   esac
   taskset -c "$SERVER_CPU" env -u TWITCH_CLIENT_ID -u TWITCH_CLIENT_SECRET \
-    -u ADMIN_TOKEN -u PUBLIC_URL "${mode_env[@]}" BIND="127.0.0.1:$port" RUST_LOG=warn \
+    -u PUBLIC_URL ADMIN_TOKEN="$ADMIN_TOKEN" "${mode_env[@]}" BIND="127.0.0.1:$port" RUST_LOG=warn \
     "${cmd[@]}" >"$logfile" 2>&1 &
   pid=$!
   SERVER_PIDS+=("$pid")
@@ -403,6 +410,11 @@ for entry in "${CASE_LIST[@]}"; do
       if [[ $target == redis ]]; then
         # Drop this run's history stream (default key prefix esb); nothing else is touched.
         redis_cli del "esb:ch:$channel" >/dev/null 2>&1 || true
+        # Alert cases: the channel's (or channels' "${channel}_N") queue, recent list, key.
+        if [[ $name == alerts-* ]]; then
+          redis_cli --scan --pattern "esb:al:${channel}*" 2>/dev/null |
+            xargs -r -n 500 redis-cli -h 127.0.0.1 -p "$REDIS_PORT" del >/dev/null 2>&1 || true
+        fi
       fi
       { grep -v '^RESULT ' "$log_file" || true; } | sed 's/^/    /'
       result=$({ grep '^RESULT ' "$log_file" || true; } | tail -1 | cut -c8-)

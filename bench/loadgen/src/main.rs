@@ -1,4 +1,4 @@
-//! Load generator for eventsub-bridge: `fanout`, `ingest` and `idle` modes, and
+//! Load generator for eventsub-bridge: `fanout`, `ingest`, `idle`, `room` and `alerts` modes, and
 //! `calibrate` (this host's kernel speed, for comparing reports).
 //!
 //! Every run prints human-readable lines and ends with one `RESULT {json}` line that
@@ -6,6 +6,7 @@
 //! close), 2 when it ran but something of that kind happened, 1 when it could not run.
 #![recursion_limit = "256"]
 
+mod alerts;
 mod calibrate;
 mod common;
 mod fanout;
@@ -41,6 +42,8 @@ enum Mode {
     Calibrate(calibrate::CalibrateArgs),
     /// Interactive rooms (SPEC §9): chat fan-out, a vote storm or a counter storm.
     Room(rooms::RoomArgs),
+    /// Alert overlays (SPEC §8): many channels at a paced rate, or a burst into one.
+    Alerts(alerts::AlertsArgs),
 }
 
 #[tokio::main]
@@ -52,6 +55,7 @@ async fn main() -> std::process::ExitCode {
         Mode::Idle(a) => ("idle", idle::run(a).await),
         Mode::Calibrate(a) => ("calibrate", calibrate::run(a).await),
         Mode::Room(a) => ("room", rooms::run(a).await),
+        Mode::Alerts(a) => ("alerts", alerts::run(a).await),
     };
     match result {
         Ok(v) => {
