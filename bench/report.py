@@ -213,14 +213,13 @@ ALERT_BURST_COLS = [
 
 
 def alert_what(rs):
-    if not rs:
+    r = next((r for r in rs if r.get("scenario")), None)
+    if r is None:
         return "–"
-    r = rs[0]
     if r.get("scenario") == "burst":
         return (f"{fmt(r.get('alerts'))} alerts at once ({r.get('concurrency', '?')} in flight), "
                 f"{r.get('overlays', 1)} overlay(s)")
-    return (f"{fmt(r.get('channels'))} channels × {r.get('rate', '?'):g}/s × "
-            f"{r.get('seconds', '?')} s")
+    return f"{fmt(r.get('channels'))} channels × {r.get('rate')}/s × {r.get('seconds')} s"
 
 
 def side_by_side(rep, names, cols, first_col):

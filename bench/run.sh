@@ -278,7 +278,7 @@ start_server() {
   bun) cmd=("$BUN" "$PEER_DIR/bun-server.js") ;;
   esac
   taskset -c "$SERVER_CPU" env -u TWITCH_CLIENT_ID -u TWITCH_CLIENT_SECRET \
-    -u PUBLIC_URL ADMIN_TOKEN="$ADMIN_TOKEN" "${mode_env[@]}" BIND="127.0.0.1:$port" RUST_LOG=warn \
+    -u PUBLIC_URL "${mode_env[@]}" ADMIN_TOKEN="$ADMIN_TOKEN" BIND="127.0.0.1:$port" RUST_LOG=warn \
     "${cmd[@]}" >"$logfile" 2>&1 &
   pid=$!
   SERVER_PIDS+=("$pid")
