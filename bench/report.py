@@ -200,6 +200,7 @@ ALERT_THROUGHPUT_COLS = [
     ("p99 ms", lambda rs: med([lat(r, "p99") for r in rs]), fmt_ms),
     ("max ms", lambda rs: med([lat(r, "max") for r in rs]), fmt_ms),
     ("publish p99 ms", lambda rs: med([(r.get("publish_call_ms") or {}).get("p99") for r in rs]), fmt_ms),
+    ("send lag p99 ms", lambda rs: med([(r.get("schedule_lag_ms") or {}).get("p99") for r in rs]), fmt_ms),
 ] + ALERT_COMMON_TAIL
 ALERT_BURST_COLS = [
     ("accepted", lambda rs: med([r.get("accepted") for r in rs]), fmt),
@@ -681,7 +682,9 @@ def main():
             w("**Throughput**: one overlay per channel, every channel at a paced rate; a channel's "
               "alerts all go through one publishing connection, one after the other, so each must "
               "be shown in the order sent. CPU per accepted alert covers the POST, the queue, the "
-              "frame and the ack.\n")
+              "frame and the ack. \"publish p99\" is the POST's own round trip; \"send lag p99\" "
+              "is how late the load generator sent against its schedule (large: the offered rate "
+              "was not reached).\n")
             side_by_side(rep, thr, ALERT_THROUGHPUT_COLS, ("what", alert_what))
         if bur:
             w("**Burst**: alerts into one channel at once. The queue holds `ALERT_QUEUE_LEN` (500) "

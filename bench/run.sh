@@ -126,7 +126,7 @@ full)
     "room-chat-5000x50-10ps|bridge redis|room --scenario chat --members 5000 --messages 50 --rate 10"
     "room-votes-5000|bridge redis|room --scenario votes --members 5000 --window 1"
     "room-counter-1000x100|bridge redis|room --scenario counter --members 1000 --messages 100 --rate 10"
-    "alerts-10000ch-1ps|bridge redis|alerts --scenario throughput --channels 10000 --seconds 10 --rate 1"
+    "alerts-10000ch-1ps|bridge redis|alerts --scenario throughput --channels 10000 --seconds 10 --rate 1 --publishers 256"
     "alerts-burst-1000|bridge redis|alerts --scenario burst --alerts 1000 --concurrency 64"
     "alerts-burst-1000-o32|bridge redis|alerts --scenario burst --alerts 1000 --concurrency 64 --overlays 32"
     "${GROWTH_CASES[@]}"
