@@ -369,12 +369,10 @@ async fn send_ack(
     limit: usize,
     sent: &mut VecDeque<Instant>,
 ) -> std::io::Result<()> {
-    if limit > 0 && sent.len() >= limit {
-        if let Some(&oldest) = sent.front() {
-            let free = oldest + Duration::from_millis(1050);
-            if free > Instant::now() {
-                tokio::time::sleep_until(free.into()).await;
-            }
+    if let Some(&oldest) = sent.front().filter(|_| limit > 0 && sent.len() >= limit) {
+        let free = oldest + Duration::from_millis(1050);
+        if free > Instant::now() {
+            tokio::time::sleep_until(free.into()).await;
         }
     }
     sent.push_back(Instant::now());
