@@ -3,7 +3,7 @@
 //! and the legacy WebSub callback. `WebhookError` says which rule failed;
 //! `error.rs` turns it into a status.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
@@ -184,11 +184,7 @@ pub async fn handle_websub(
         sig,
     )?;
     let channel = ChannelName::parse(channel.ok_or(WebhookError::MissingChannel)?)?;
-    #[derive(serde::Deserialize)]
-    struct Items {
-        data: Vec<Box<RawValue>>,
-    }
-    let items: Items = parse(body, "WebSub notification")?;
+    let drafts = websub_drafts(&channel, body, Utc::now())?;
     let limits = &state.settings.limits;
     let claim_key = notification_id.map(|id| format!("websub:{id}"));
     let attempt = match &claim_key {
@@ -205,42 +201,6 @@ pub async fn handle_websub(
                 return Ok(WebhookReply::NoContent);
             }
         },
-    };
-    let now = Utc::now();
-    let drafts: Vec<MessageDraft> = if items.data.is_empty() {
-        vec![MessageDraft {
-            channel: channel.clone(),
-            event_type: "stream.changed".into(),
-            version: "1".into(),
-            source: Source::Websub,
-            at: now,
-            text: translate::websub_stream_changed_sentence(channel.as_str(), None),
-            data: RawValue::from_string("{}".into()).map_err(|source| {
-                WebhookError::InvalidJson {
-                    kind: "WebSub notification",
-                    source,
-                }
-            })?,
-        }]
-    } else {
-        let mut out = Vec::with_capacity(items.data.len());
-        for item in items.data {
-            let value: Value =
-                serde_json::from_str(item.get()).map_err(|source| WebhookError::InvalidJson {
-                    kind: "WebSub notification",
-                    source,
-                })?;
-            out.push(MessageDraft {
-                channel: channel.clone(),
-                event_type: "stream.changed".into(),
-                version: "1".into(),
-                source: Source::Websub,
-                at: now,
-                text: translate::websub_stream_changed_sentence(channel.as_str(), Some(&value)),
-                data: item,
-            });
-        }
-        out
     };
     // An error drops `attempt`, which frees the id for the retry; items
     // published before it are not published again (`publish_once`).
@@ -263,4 +223,141 @@ pub async fn handle_websub(
     }
     state.metrics.webhook("websub");
     Ok(WebhookReply::NoContent)
+}
+
+/// The messages of a WebSub notification body `{"data": [...]}` for
+/// `channel`: a `stream.changed` per item of `data` (the item as its
+/// data), or one without data when `data` is empty (the stream went
+/// offline). Pure: the body comes from the internet and is fuzzed.
+///
+/// # Errors
+/// [`WebhookError::InvalidJson`] for a body of another shape.
+pub fn websub_drafts(
+    channel: &ChannelName,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> Result<Vec<MessageDraft>, WebhookError> {
+    #[derive(serde::Deserialize)]
+    struct Items {
+        data: Vec<Box<RawValue>>,
+    }
+    let invalid = |source| WebhookError::InvalidJson {
+        kind: "WebSub notification",
+        source,
+    };
+    let items: Items = parse(body, "WebSub notification")?;
+    let draft = |text: String, data: Box<RawValue>| MessageDraft {
+        channel: channel.clone(),
+        event_type: "stream.changed".into(),
+        version: "1".into(),
+        source: Source::Websub,
+        at: now,
+        text,
+        data,
+    };
+    if items.data.is_empty() {
+        let text = translate::websub_stream_changed_sentence(channel.as_str(), None);
+        let data = RawValue::from_string("{}".into()).map_err(invalid)?;
+        return Ok(vec![draft(text, data)]);
+    }
+    items
+        .data
+        .into_iter()
+        .map(|item| {
+            let value: Value = serde_json::from_str(item.get()).map_err(invalid)?;
+            let text = translate::websub_stream_changed_sentence(channel.as_str(), Some(&value));
+            Ok(draft(text, item))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    fn channel() -> ChannelName {
+        ChannelName::parse("teststreamer").unwrap()
+    }
+
+    #[test]
+    fn websub_items_become_stream_changed_messages() {
+        let now = Utc::now();
+        let body = json!({"data": [
+            {"user_name": "TestStreamer", "title": "Speedruns", "game_name": "Celeste"},
+            {"user_login": "teststreamer"},
+        ]});
+        let drafts = websub_drafts(&channel(), body.to_string().as_bytes(), now).unwrap();
+        let texts: Vec<&str> = drafts.iter().map(|d| d.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            [
+                "TestStreamer is live: Speedruns (Celeste)",
+                "teststreamer is live"
+            ]
+        );
+        assert!(drafts.iter().all(|d| d.event_type == "stream.changed"
+            && d.source == Source::Websub
+            && d.at == now));
+        assert_eq!(drafts[1].data.get(), r#"{"user_login":"teststreamer"}"#);
+    }
+
+    #[test]
+    fn empty_websub_data_is_one_offline_message_and_other_shapes_are_refused() {
+        let drafts = websub_drafts(&channel(), br#"{"data":[]}"#, Utc::now()).unwrap();
+        assert_eq!(drafts.len(), 1);
+        assert_eq!(drafts[0].text, "teststreamer went offline");
+        assert_eq!(drafts[0].data.get(), "{}");
+        for bad in [
+            &b""[..],
+            b"[]",
+            br#"{"data":{}}"#,
+            br#"{"data":null}"#,
+            b"\xff",
+        ] {
+            assert!(
+                matches!(
+                    websub_drafts(&channel(), bad, Utc::now()),
+                    Err(WebhookError::InvalidJson { .. })
+                ),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_websub_body_is_messages_or_invalid_json(body in proptest::collection::vec(any::<u8>(), 0..200)) {
+            match websub_drafts(&channel(), &body, Utc::now()) {
+                Ok(drafts) => prop_assert!(!drafts.is_empty()),
+                Err(e) => {
+                    let invalid = matches!(e, WebhookError::InvalidJson { .. });
+                    prop_assert!(invalid, "{}", e);
+                }
+            }
+        }
+
+        #[test]
+        fn each_websub_item_is_one_message_with_the_item_as_data(
+            items in proptest::collection::vec(prop_oneof![
+                Just(json!(null)),
+                "\\PC{0,20}".prop_map(|s| json!(s)),
+                (proptest::option::of("\\PC{0,20}"), proptest::option::of("\\PC{0,20}"), proptest::option::of(any::<i64>()))
+                    .prop_map(|(name, title, viewers)| json!({"user_name": name, "title": title, "viewer_count": viewers})),
+            ], 1..6),
+        ) {
+            let body = json!({"data": items}).to_string();
+            let drafts = websub_drafts(&channel(), body.as_bytes(), Utc::now()).unwrap();
+            prop_assert_eq!(drafts.len(), items.len());
+            for (draft, item) in drafts.iter().zip(&items) {
+                prop_assert!(!draft.text.is_empty());
+                prop_assert_eq!(&serde_json::from_str::<Value>(draft.data.get()).unwrap(), item);
+            }
+        }
+    }
 }

@@ -140,6 +140,9 @@ impl Protocol for OverlaySocket {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]
@@ -164,5 +167,44 @@ mod tests {
                 .code(),
             "invalid"
         );
+    }
+
+    fn error_frame_is_json(e: &OverlayOpError) -> Result<(), TestCaseError> {
+        let v: Value =
+            serde_json::from_str(&e.to_frame()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&v["op"], "error");
+        prop_assert_eq!(&v["code"], e.code());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_an_op_or_an_error_frame(text in "\\PC{0,200}") {
+            if let Err(e) = OverlayOp::parse(&text) {
+                error_frame_is_json(&e)?;
+            }
+        }
+
+        #[test]
+        fn an_ack_keeps_an_id_of_1_to_100_bytes_and_nothing_else(
+            op in prop_oneof![Just("ack".to_owned()), Just("ping".to_owned()), "\\PC{0,10}"],
+            id in prop_oneof![
+                "\\PC{0,120}".prop_map(Value::from),
+                any::<i64>().prop_map(Value::from),
+                Just(Value::Null),
+            ],
+        ) {
+            let text = json!({"op": op, "id": id}).to_string();
+            match OverlayOp::parse(&text) {
+                Ok(OverlayOp::Ack(got)) => {
+                    prop_assert_eq!(Some(got.as_str()), id.as_str());
+                    prop_assert!((1..=100).contains(&got.len()));
+                }
+                Ok(OverlayOp::Ping) => prop_assert_eq!(op, "ping"),
+                Err(e) => error_frame_is_json(&e)?,
+            }
+        }
     }
 }

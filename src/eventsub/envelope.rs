@@ -99,3 +99,47 @@ pub struct Revocation {
     /// The ended subscription; `status` holds the reason.
     pub subscription: Subscription,
 }
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_body_is_an_envelope_or_an_error(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = serde_json::from_slice::<Notification>(&body);
+            let _ = serde_json::from_slice::<Verification>(&body);
+            let _ = serde_json::from_slice::<Revocation>(&body);
+        }
+
+        #[test]
+        fn a_subscription_reads_back_as_sent(
+            id in "\\PC{0,20}",
+            status in "\\PC{0,20}",
+            ty in "\\PC{0,30}",
+            version in "\\PC{0,3}",
+            cost in any::<u64>(),
+            method in "\\PC{0,10}",
+            callback in proptest::option::of("\\PC{0,30}"),
+        ) {
+            let sub = json!({
+                "id": id, "status": status, "type": ty, "version": version, "cost": cost,
+                "condition": {"broadcaster_user_id": "1"},
+                "transport": {"method": method, "callback": callback},
+            });
+            let body = json!({"subscription": sub, "event": {"a": 1}}).to_string();
+            let n: Notification = serde_json::from_str(&body).unwrap();
+            prop_assert_eq!(&n.subscription.sub_type, &ty);
+            prop_assert_eq!(n.subscription.callback(), callback.as_deref());
+            prop_assert_eq!(n.event.get(), r#"{"a":1}"#);
+            // A revocation's subscription is published re-serialized.
+            let again: Subscription = serde_json::from_str(&serde_json::to_string(&n.subscription).unwrap()).unwrap();
+            prop_assert_eq!(again, n.subscription);
+        }
+    }
+}

@@ -140,6 +140,8 @@ pub fn timestamp_now() -> String {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     const TA_BODY: &str = r#"{"subscription":{"id":"ae2ff348-e102-16be-a3eb-6830c1bf38d2","status":"enabled","type":"channel.follow","version":"1","condition":{"broadcaster_user_id":"44429626"},"transport":{"method":"webhook","callback":"null"},"created_at":"2021-02-19T23:47:00.7621315Z"},"event":{"user_id":"28408015","user_login":"testFromUser","user_name":"testFromUser","broadcaster_user_id":"44429626","broadcaster_user_login":"44429626","broadcaster_user_name":"testBroadcaster"}}"#;
@@ -246,5 +248,110 @@ mod tests {
             check_timestamp("yesterday", now, ten, one),
             Err(TimestampError::Malformed)
         );
+    }
+
+    /// Flips one bit of byte `at % len` of `bytes` (nothing for empty).
+    fn flip(bytes: &mut [u8], at: usize, bit: u8) {
+        if !bytes.is_empty() {
+            let i = at % bytes.len();
+            bytes[i] ^= 1 << (bit % 8);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn verify_accepts_what_it_signs_and_no_one_byte_change(
+            secret in proptest::collection::vec(any::<u8>(), 0..80),
+            id in "[ -~]{0,40}",
+            ts in "[ -~]{0,40}",
+            body in proptest::collection::vec(any::<u8>(), 0..300),
+            which in 0usize..5,
+            at in any::<usize>(),
+            bit in any::<u8>(),
+        ) {
+            let header = sign(&secret, &id, &ts, &body);
+            prop_assert_eq!(verify(&secret, &id, &ts, &body, &header), Ok(()));
+            prop_assert_eq!(verify(&secret, &id, &ts, &body, &header.to_uppercase().replace("SHA256=", "sha256=")), Ok(()));
+            let (mut s, mut i, mut t, mut b) = (secret.clone(), id.clone().into_bytes(), ts.clone().into_bytes(), body.clone());
+            let mut h = header.clone().into_bytes();
+            match which {
+                0 => flip(&mut s, at, bit),
+                1 => flip(&mut i, at, bit),
+                2 => flip(&mut t, at, bit),
+                3 => flip(&mut b, at, bit),
+                // A hex digit of the signature, to another hex digit.
+                _ => {
+                    let j = SIGNATURE_PREFIX.len() + at % 64;
+                    h[j] = if h[j] == b'0' { b'1' } else { b'0' };
+                }
+            }
+            let changed = s != secret || i != id.as_bytes() || t != ts.as_bytes() || b != body || h != header.as_bytes();
+            prop_assume!(changed);
+            // A flipped bit may leave UTF-8: then the header is not text at all.
+            let (Ok(i), Ok(t), Ok(h)) = (String::from_utf8(i), String::from_utf8(t), String::from_utf8(h)) else {
+                return Ok(());
+            };
+            prop_assert!(verify(&s, &i, &t, &b, &h).is_err());
+        }
+
+        #[test]
+        fn websub_verify_accepts_what_it_signs_and_no_one_byte_change(
+            secret in proptest::collection::vec(any::<u8>(), 0..80),
+            body in proptest::collection::vec(any::<u8>(), 1..300),
+            at in any::<usize>(),
+            bit in any::<u8>(),
+        ) {
+            let header = sign_websub(&secret, &body);
+            prop_assert_eq!(verify_websub(&secret, &body, &header), Ok(()));
+            let mut b = body.clone();
+            flip(&mut b, at, bit);
+            prop_assert_eq!(verify_websub(&secret, &b, &header), Err(SignatureError::Mismatch));
+        }
+
+        #[test]
+        fn any_signature_header_is_refused_or_is_the_signature(header in "\\PC{0,80}", body in "\\PC{0,40}") {
+            let good = sign(b"k", "i", "t", body.as_bytes());
+            if verify(b"k", "i", "t", body.as_bytes(), &header).is_ok() {
+                prop_assert_eq!(header.to_ascii_lowercase(), good);
+            }
+        }
+
+        #[test]
+        fn check_timestamp_never_panics_and_keeps_its_window(raw in "\\PC{0,40}", secs in any::<i64>(), nanos in 0u32..1_000_000_000) {
+            let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+            let window = |raw: &str| check_timestamp(raw, now, Duration::from_secs(600), Duration::from_secs(60));
+            if let Ok(at) = window(&raw) {
+                let age = now.signed_duration_since(at);
+                prop_assert!(age <= chrono::Duration::seconds(600) && -age <= chrono::Duration::seconds(60));
+            }
+            // Any representable instant, in Twitch's format.
+            if let Some(at) = DateTime::from_timestamp(secs % 400_000_000_000, nanos) {
+                let raw = at.to_rfc3339_opts(SecondsFormat::Nanos, true);
+                let age = now.signed_duration_since(at);
+                let inside = age <= chrono::Duration::seconds(600) && -age <= chrono::Duration::seconds(60);
+                match window(&raw) {
+                    Ok(parsed) => prop_assert!(inside && parsed == at, "{raw}"),
+                    Err(TimestampError::Malformed) => prop_assert!(at.format("%Y").to_string().len() != 4, "{raw}"),
+                    Err(_) => prop_assert!(!inside, "{raw}"),
+                }
+            }
+        }
+
+        #[test]
+        fn timestamps_near_now_are_accepted_exactly_inside_the_window(offset_ms in -700_000i64..700_000) {
+            let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+            let at = now - chrono::Duration::milliseconds(offset_ms);
+            let raw = at.to_rfc3339_opts(SecondsFormat::Millis, true);
+            let got = check_timestamp(&raw, now, Duration::from_secs(600), Duration::from_secs(60));
+            if offset_ms > 600_000 {
+                prop_assert_eq!(got, Err(TimestampError::TooOld(600)));
+            } else if offset_ms < -60_000 {
+                prop_assert_eq!(got, Err(TimestampError::InFuture(60)));
+            } else {
+                prop_assert_eq!(got, Ok(at));
+            }
+        }
     }
 }

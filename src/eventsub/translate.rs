@@ -916,8 +916,10 @@ struct WebSubStream {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
+
+    use super::*;
 
     /// Every sample notification body, by type, as `samples.rs` compiles them in.
     const SAMPLES: &[(&str, &str)] = &[
@@ -1459,5 +1461,122 @@ mod tests {
             websub_stream_changed_sentence("teststreamer", Some(&json!("junk"))),
             "teststreamer is live"
         );
+    }
+
+    /// Every sample's event.
+    fn sample_events() -> Vec<(&'static str, Value)> {
+        SAMPLES
+            .iter()
+            .map(|(t, body)| {
+                let v: Value = serde_json::from_str(body).unwrap();
+                (*t, v["event"].clone())
+            })
+            .collect()
+    }
+
+    /// Every key and JSON pointer in `v`, depth first.
+    fn walk(v: &Value, at: &str, keys: &mut Vec<String>, pointers: &mut Vec<String>) {
+        let children: Vec<(String, &Value)> = match v {
+            Value::Object(m) => m.iter().map(|(k, v)| (k.clone(), v)).collect(),
+            Value::Array(a) => a
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i.to_string(), v))
+                .collect(),
+            _ => return,
+        };
+        for (k, child) in children {
+            let p = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+            if v.is_object() && !keys.contains(&k) {
+                keys.push(k);
+            }
+            pointers.push(p.clone());
+            walk(child, &p, keys, pointers);
+        }
+    }
+
+    /// Any JSON value, its object keys mostly the samples' own.
+    fn any_json() -> impl Strategy<Value = Value> {
+        let mut keys = Vec::new();
+        for (_, event) in sample_events() {
+            walk(&event, "", &mut keys, &mut Vec::new());
+        }
+        let key = prop_oneof![
+            3 => proptest::sample::select(keys),
+            1 => "[a-z_]{0,12}",
+        ];
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            "\\PC{0,12}".prop_map(Value::from),
+            proptest::sample::select(vec![
+                "",
+                "1",
+                "-1",
+                "1000",
+                "tier1",
+                "1000.5",
+                "2023-06-13T10:00:00Z",
+                "2023-06-13T10:00:00.123456789Z"
+            ])
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(3, 32, 6, move |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                proptest::collection::btree_map(key.clone(), inner, 0..6)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Everything this module says about `event` under `event_type`.
+    fn translate_all(event_type: &str, event: &Value) -> Result<(), TestCaseError> {
+        prop_assert!(!sentence(event_type, event).is_empty());
+        for login in route_logins(event_type, event) {
+            prop_assert!(!login.is_empty());
+            prop_assert_eq!(login.to_lowercase(), login);
+        }
+        for (id, login) in learned_broadcasters(event) {
+            prop_assert!(!id.is_empty() && !login.is_empty());
+        }
+        let _ = condition_broadcaster_ids(event);
+        prop_assert!(!websub_stream_changed_sentence("teststreamer", Some(event)).is_empty());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        #[test]
+        fn translate_never_panics_on_any_json_event(event in any_json()) {
+            for event_type in KNOWN_TYPES.iter().chain(&["channel.unknown"]) {
+                translate_all(event_type, &event)?;
+            }
+        }
+
+        #[test]
+        fn translate_never_panics_on_samples_with_fields_replaced(
+            pick in any::<proptest::sample::Index>(),
+            changes in proptest::collection::vec((any::<proptest::sample::Index>(), any_json()), 1..4),
+        ) {
+            let events = sample_events();
+            let (event_type, mut event) = pick.get(&events).clone();
+            for (at, value) in changes {
+                let mut pointers = Vec::new();
+                walk(&event, "", &mut Vec::new(), &mut pointers);
+                if pointers.is_empty() {
+                    break;
+                }
+                let pointer = at.get(&pointers).clone();
+                if let Some(slot) = event.pointer_mut(&pointer) {
+                    *slot = value;
+                }
+            }
+            translate_all(event_type, &event)?;
+        }
     }
 }

@@ -126,6 +126,9 @@ pub fn parse(text: &str) -> Result<Frame<'_>, FrameError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]
@@ -215,5 +218,49 @@ mod tests {
         assert!(matches!(parse(other).unwrap(), Frame::Other(t) if t == "session_party"));
         assert!(parse("not json").is_err());
         assert!(parse(r#"{"metadata":{"message_id":"d","message_type":"notification","message_timestamp":"yesterday"},"payload":{}}"#).is_err());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_a_frame_or_an_error(text in "\\PC{0,200}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn any_metadata_and_payload_is_a_frame_or_an_error(
+            message_type in prop_oneof![
+                Just("session_welcome"), Just("session_keepalive"), Just("session_reconnect"),
+                Just("notification"), Just("revocation"), Just("session_party"),
+            ],
+            timestamp in prop_oneof![Just("2023-07-19T10:11:12.634234626Z".to_owned()), "\\PC{0,30}"],
+            payload in prop_oneof![
+                Just(Value::Null),
+                Just(json!({})),
+                "\\PC{0,20}".prop_map(Value::from),
+                (proptest::option::of("\\PC{0,20}"), proptest::option::of(any::<i64>()), proptest::option::of("\\PC{0,20}"))
+                    .prop_map(|(id, keepalive, url)| json!({"session": {"id": id, "keepalive_timeout_seconds": keepalive, "reconnect_url": url}})),
+                Just(json!({"subscription": {}, "event": {}})),
+            ],
+        ) {
+            let text = json!({
+                "metadata": {"message_id": "m", "message_type": message_type, "message_timestamp": timestamp},
+                "payload": payload,
+            }).to_string();
+            match parse(&text) {
+                Ok(Frame::Welcome(s) | Frame::Reconnect(s)) => {
+                    prop_assert!(message_type == "session_welcome" || message_type == "session_reconnect");
+                    prop_assert_eq!(Some(s.id.as_str()), payload["session"]["id"].as_str());
+                }
+                Ok(Frame::Delivery { kind, at, .. }) => {
+                    prop_assert_eq!(kind, if message_type == "notification" { MessageType::Notification } else { MessageType::Revocation });
+                    prop_assert_eq!(Ok(at), DateTime::parse_from_rfc3339(&timestamp).map(|t| t.with_timezone(&Utc)));
+                }
+                Ok(Frame::Keepalive) => prop_assert_eq!(message_type, "session_keepalive"),
+                Ok(Frame::Other(t)) => prop_assert_eq!(t, message_type),
+                Err(_) => {}
+            }
+        }
     }
 }

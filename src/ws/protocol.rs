@@ -149,6 +149,9 @@ impl ServerOp<'_> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]
@@ -196,5 +199,53 @@ mod tests {
             serde_json::from_str(&ProtocolError::RateLimited(20).to_frame()).unwrap();
         assert_eq!(e["op"], "error");
         assert_eq!(e["code"], "rate_limited");
+    }
+
+    /// The error frame sent back for `e` is JSON carrying its code.
+    fn error_frame_is_json(e: &ProtocolError) -> Result<(), TestCaseError> {
+        let v: Value =
+            serde_json::from_str(&e.to_frame()).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        prop_assert_eq!(&v["op"], "error");
+        prop_assert_eq!(&v["code"], e.code());
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        #[test]
+        fn any_text_is_an_op_or_an_error_frame(text in "\\PC{0,200}") {
+            if let Err(e) = ClientOp::parse(&text) {
+                error_frame_is_json(&e)?;
+            }
+        }
+
+        #[test]
+        fn any_op_object_is_an_op_or_an_error_frame(
+            op in prop_oneof![Just("subscribe".to_owned()), Just("unsubscribe".to_owned()), Just("ping".to_owned()), "\\PC{0,10}"],
+            channel in proptest::option::of("[a-zA-Z0-9_ ]{0,30}|\\PC{0,10}"),
+            since in proptest::option::of("[0-9]{0,22}-[0-9]{0,22}|\\PC{0,10}"),
+        ) {
+            let text = json!({"op": op, "channel": channel, "since": since}).to_string();
+            match ClientOp::parse(&text) {
+                Ok(ClientOp::Subscribe { channel: c, since: s }) => {
+                    prop_assert_eq!(Some(c.as_str().to_owned()), channel.map(|c| c.to_lowercase()));
+                    prop_assert_eq!(s.map(|s| s.to_string()), since.filter(|s| !s.is_empty()).map(|s| MessageId::parse(&s).unwrap().to_string()));
+                }
+                Ok(ClientOp::Unsubscribe { channel: c }) => prop_assert_eq!(Some(c.as_str().to_owned()), channel.map(|c| c.to_lowercase())),
+                Ok(ClientOp::Ping) => prop_assert_eq!(op, "ping"),
+                Err(e) => error_frame_is_json(&e)?,
+            }
+        }
+
+        #[test]
+        fn a_subscribe_reads_back_its_channel_and_since(channel in "[a-z0-9_]{1,25}", ms in any::<u64>(), seq in any::<u64>()) {
+            let since = MessageId::new(ms, seq);
+            let text = json!({"op": "subscribe", "channel": channel, "since": since.to_string()}).to_string();
+            prop_assert_eq!(
+                ClientOp::parse(&text),
+                Ok(ClientOp::Subscribe { channel: ChannelName::parse(&channel).unwrap(), since: Some(since) })
+            );
+        }
     }
 }

@@ -559,6 +559,32 @@ mod tests {
         }
 
         #[test]
+        fn encoded_messages_in_any_fragments_read_back_as_sent(
+            messages in proptest::collection::vec(("\\PC{0,300}", 1usize..6, any::<bool>()), 1..8),
+            pieces in proptest::collection::vec(1usize..200, 0..20),
+        ) {
+            // Each message: its text, the number of fragments, and a ping
+            // between its first two fragments.
+            let mut stream = BytesMut::new();
+            let mut expected = Vec::new();
+            for (text_in, parts, ping) in &messages {
+                let bytes = text_in.as_bytes();
+                let size = bytes.len().div_ceil(*parts).max(1);
+                let chunks: Vec<&[u8]> = if bytes.is_empty() { vec![&[]] } else { bytes.chunks(size).collect() };
+                for (i, chunk) in chunks.iter().enumerate() {
+                    let op = if i == 0 { OpCode::Text } else { OpCode::Continue };
+                    stream.extend_from_slice(&client_frame(chunk, op, i + 1 == chunks.len()));
+                    if i == 0 && *ping && chunks.len() > 1 {
+                        stream.extend_from_slice(&client_frame(b"p", OpCode::Ping, true));
+                        expected.push(Ok(Incoming::Ping(Bytes::from_static(b"p"))));
+                    }
+                }
+                expected.push(Ok(text(text_in)));
+            }
+            prop_assert_eq!(read_in_pieces(&stream, &pieces, 4096), expected);
+        }
+
+        #[test]
         fn any_bytes_end_in_messages_or_an_error_never_a_panic(bytes in proptest::collection::vec(any::<u8>(), 0..512), cut in 1usize..64) {
             let whole = read_in_pieces(&bytes, &[], 256);
             prop_assert_eq!(&whole, &read_in_pieces(&bytes, &[cut; 64], 256));
