@@ -327,3 +327,77 @@ async fn when_the_holder_is_killed_another_instance_takes_the_socket_over_within
     assert!(fake.ws_max_open("teststreamer") <= 2);
     assert_client_behaved(&fake);
 }
+
+/// SIGTERM drains: the holder's viewer gets 1001, the process exits 0 and
+/// its lease is gone from Redis at exit (released, not left to expire), so
+/// the other instance takes the socket over at its next look.
+#[actix_web::test]
+async fn a_holder_stopped_with_sigterm_releases_its_lease_before_it_exits() {
+    let redis = RedisServer::start().await;
+    let fake = FakeTwitch::start().await;
+    fake.set_ws_timings(1, Duration::from_secs(10), Duration::from_millis(500));
+    let ws_url = fake.start_eventsub_ws().await;
+    let mut bridges = [
+        Bridge::start(&redis.url(), &fake, &ws_url).await,
+        Bridge::start(&redis.url(), &fake, &ws_url).await,
+    ];
+    bridges[0].connect_alerts(&fake, "teststreamer").await;
+    let first = subscribed_session(&fake, "teststreamer", None).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let holder = loop {
+        let a = bridges[0].holds_socket().await;
+        let b = bridges[1].holds_socket().await;
+        if a != b {
+            break usize::from(b);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no single holder");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut conn = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let lease = "esb:esws:lease:teststreamer";
+    let held_by: Option<String> = redis::cmd("GET")
+        .arg(lease)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let held_by = held_by.expect("the holder's lease is in Redis");
+    let mut viewer = bridges[holder].viewer(&fake).await;
+
+    let pid = bridges[holder].child.id().unwrap();
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .await
+        .unwrap();
+    assert!(killed.success());
+    assert_eq!(
+        viewer.close_code(Duration::from_secs(5)).await,
+        Some(tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Away)
+    );
+    let status = tokio::time::timeout(Duration::from_secs(12), bridges[holder].child.wait())
+        .await
+        .expect("exits within the drain bound")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    // Released by the holder before it exited (or already retaken by the
+    // other instance): never still the stopped holder's.
+    let now: Option<String> = redis::cmd("GET")
+        .arg(lease)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_ne!(
+        now.as_deref(),
+        Some(held_by.as_str()),
+        "the lease was released"
+    );
+    let other = &bridges[1 - holder];
+    let second = subscribed_session(&fake, "teststreamer", Some(&first)).await;
+    assert_ne!(first, second);
+    eventually("the survivor holds the socket", || other.holds_socket()).await;
+    assert_client_behaved(&fake);
+}
