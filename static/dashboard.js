@@ -184,6 +184,7 @@
     pending: ["pending", "pending"],
     webhook_callback_verification_pending: ["pending", "pending"],
     not_connected: ["not connected", "offline"],
+    grant_revoked: ["revoked", "offline"],
     socket_down: ["socket down", "pending"],
     websocket_disconnected: ["socket down", "pending"],
     authorization_revoked: ["revoked", "offline"],

@@ -115,7 +115,8 @@ pub struct SourceView {
     pub scope: Option<&'static str>,
     /// Twitch's status of the subscription (`enabled`, a revocation
     /// reason…) or the bridge's: `pending` (being created), `error`,
-    /// `missing_scope`, `not_connected`, `socket_down`.
+    /// `missing_scope`, `not_connected`, `grant_revoked` (none known and
+    /// the grant is revoked), `socket_down`.
     pub status: String,
     /// The subscription id, once created.
     pub subscription_id: Option<String>,
@@ -318,6 +319,7 @@ pub async fn sources(
                     view.subscription_id = Some(id.clone());
                     status.clone()
                 }
+                (None, None) if grant.is_some() => "grant_revoked".into(),
                 (None, None) => "not_connected".into(),
                 (None, Some(g)) if scope.is_some_and(|s| !g.has_scope(s)) => "missing_scope".into(),
                 (None, Some(_)) if view.error.is_some() => "error".into(),

@@ -64,6 +64,17 @@ impl TestApp {
         assert_eq!(r.status(), 302, "{:?}", r.text().await);
     }
 
+    /// The sources view once the socket says `connected`: Twitch has every
+    /// subscription a moment before the socket's task has read every
+    /// answer.
+    async fn ws_sources_connected(&self, channel: &str) -> Value {
+        eventually("the socket shown connected", || async move {
+            self.ws_sources(channel).await["socket"]["state"] == "connected"
+        })
+        .await;
+        self.ws_sources(channel).await
+    }
+
     async fn ws_sources(&self, channel: &str) -> Value {
         let r = self
             .client
@@ -176,7 +187,7 @@ async fn a_connected_streamer_gets_one_socket_subscribed_with_their_token() {
         "no webhook subscription in this mode"
     );
 
-    let view = app.ws_sources("teststreamer").await;
+    let view = app.ws_sources_connected("teststreamer").await;
     assert_eq!(view["transport"], "websocket");
     assert_eq!(view["socket"]["state"], "connected", "{view}");
     assert_eq!(view["socket"]["session_id"], session.as_str());
@@ -378,7 +389,7 @@ async fn session_reconnect_loses_and_repeats_nothing() {
         fake.ws_max_open("teststreamer") <= 2,
         "at most two sockets at once"
     );
-    let view = app.ws_sources("teststreamer").await;
+    let view = app.ws_sources_connected("teststreamer").await;
     assert_eq!(view["socket"]["state"], "connected");
     assert_ne!(view["socket"]["session_id"], old.as_str());
     assert_client_behaved(&fake);
@@ -427,7 +438,7 @@ async fn a_socket_left_unused_is_closed_by_twitch_and_subscribed_on_the_next() {
     app.connect_streamer(&fake, "teststreamer").await;
     let session = subscribed_session(&fake, "teststreamer", None).await;
     assert_eq!(fake.ws_server_closes(4003), 1, "{:?}", fake.ws_closes());
-    let view = app.ws_sources("teststreamer").await;
+    let view = app.ws_sources_connected("teststreamer").await;
     assert_eq!(view["socket"]["state"], "connected");
     assert!(
         view["socket"]["last_error"]
@@ -510,6 +521,12 @@ async fn a_revocation_on_the_socket_is_shown_and_authorization_revoked_stops_it(
     let view = app.ws_sources("teststreamer").await;
     assert_eq!(view["grant"]["revoked_reason"], "authorization_revoked");
     assert_ne!(view["socket"]["connected"], true, "{view}");
+    // Nothing subscribed while the grant is revoked: the sources say why.
+    assert_eq!(
+        source_of(&view, "cheer")["status"],
+        "grant_revoked",
+        "{view}"
+    );
     let history = app.history("teststreamer", "").await;
     assert!(
         history

@@ -65,7 +65,7 @@ EVENTSUB_TRANSPORT=webhook \
 RUST_LOG="${RUST_LOG:-info}" "$bin" serve >"$workdir/server.log" 2>&1 &
 pids+=($!)
 
-# Waits up to 10 s for both servers to answer.
+# Waits up to 10 s for every URL given to answer.
 up() {
     node -e 'const urls = process.argv.slice(1); const end = Date.now() + 10000;
              (async function poll() {
@@ -73,9 +73,9 @@ up() {
                if (ok.every(Boolean)) process.exit(0);
                if (Date.now() > end) process.exit(1);
                setTimeout(poll, 100);
-             })();' "$base/healthz" "$fake/_fake/subscriptions"
+             })();' "$@"
 }
-if ! up; then
+if ! up "$base/healthz" "$fake/_fake/subscriptions"; then
     echo "run.sh: the server did not start" >&2
     cat "$workdir/server.log" "$workdir/fake.log" >&2
     exit 1
@@ -88,6 +88,22 @@ for script in e2e.js sources.js; do
         exit 1
     fi
 done
+
+# The same dashboard with a bridge on EventSub's WebSocket transport (SPEC
+# §10) against the fake's socket: the socket's state shows too.
+ws_port="$(free_port)"
+ws_base="http://localhost:$ws_port"
+BIND="127.0.0.1:$ws_port" PUBLIC_URL="$ws_base" EVENTSUB_SECRET="$secret" \
+TWITCH_CLIENT_ID="$client_id" TWITCH_CLIENT_SECRET="$client_secret" \
+TWITCH_AUTH_URL="$fake" TWITCH_API_URL="$fake/helix" ADMIN_TOKEN="" REDIS_URL="" \
+EVENTSUB_TRANSPORT=websocket TWITCH_EVENTSUB_WS_URL="ws://127.0.0.1:$fake_port/ws" \
+RUST_LOG="${RUST_LOG:-info}" "$bin" serve >"$workdir/server-ws.log" 2>&1 &
+pids+=($!)
+if ! up "$ws_base/healthz" || ! node "$here/sources.js" "$ws_base" "$fake" "$secret" websocket; then
+    echo "--- server log (websocket transport) ---" >&2; tail -n 50 "$workdir/server-ws.log" >&2
+    echo "--- fake Twitch log ---" >&2; tail -n 20 "$workdir/fake.log" >&2
+    exit 1
+fi
 
 # Rooms (SPEC §9) in a server of their own, in local mode.
 bash "$here/rooms.sh" "$bin"

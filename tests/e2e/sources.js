@@ -6,16 +6,20 @@
 // grant (the fake drops its tokens and subscriptions; this test sends the
 // signed `authorization_revoked` messages Twitch would): the dashboard says
 // the grant is revoked and needs a reconnect, and connecting again brings
-// every source back. Saves a screenshot to out/ (not committed).
+// every source back. With `websocket` (a bridge on EventSub's WebSocket
+// transport against the fake's socket) the page also shows the socket:
+// connected, no reconnects, a recent last message; Twitch's revocations
+// then come over the socket. Saves a screenshot to out/ (not committed).
 //
-//   node sources.js BASE_URL FAKE_URL EVENTSUB_SECRET
+//   node sources.js BASE_URL FAKE_URL EVENTSUB_SECRET [webhook|websocket]
 "use strict";
 const crypto = require("crypto");
 const fs = require("fs");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
-const [base, fake, secret] = process.argv.slice(2);
+const [base, fake, secret, transport = "webhook"] = process.argv.slice(2);
+const onSocket = transport === "websocket";
 const out = path.join(__dirname, "out");
 const TIMEOUT = 20000;
 const KINDS = ["follow", "subscribe", "resub", "gift", "cheer", "raid", "redemption", "hype_train"];
@@ -101,15 +105,29 @@ async function fakePost(what) {
     await page.waitForURL(/\/dashboard/);
     await until("the grant connected", async () => (await grant.textContent()) === "connected" || await grant.textContent());
     await until("every source enabled", async () => allSources(await sourceStates(page), "enabled"));
-    const transport = await page.locator("#transport").textContent();
-    if (!/webhook/i.test(transport)) throw new Error(`transport shown as ${transport}`);
-    if (!(await page.locator("#eventsub-socket").isHidden())) throw new Error("socket state shown on the webhook transport");
-    await page.screenshot({ path: path.join(out, "dashboard-sources.png"), fullPage: true });
-    console.log("dashboard: connected, every alert kind's subscription enabled");
+    const shown = await page.locator("#transport").textContent();
+    if (!new RegExp(onSocket ? "WebSocket" : "webhook").test(shown)) throw new Error(`transport shown as ${shown}`);
+    const socketBox = page.locator("#eventsub-socket");
+    if (onSocket) {
+      await socketBox.waitFor();
+      await until("the socket connected", async () => (await page.locator("#socket-state").textContent()) === "connected");
+      const reconnects = await page.locator("#socket-reconnects").textContent();
+      if (reconnects !== "0") throw new Error(`reconnects: ${reconnects}`);
+      await until("a recent last message", async () =>
+        /^\d+ s ago$/.test(await page.locator("#socket-last-message").textContent()) ||
+        await page.locator("#socket-last-message").textContent());
+      console.log(`dashboard: socket connected, last message ${await page.locator("#socket-last-message").textContent()}`);
+    } else if (!(await socketBox.isHidden())) {
+      throw new Error("socket state shown on the webhook transport");
+    }
+    await page.screenshot({ path: path.join(out, `dashboard-sources-${transport}.png`), fullPage: true });
+    console.log(`dashboard (${transport}): connected, every alert kind's subscription enabled`);
 
+    // Twitch revokes a socket's subscriptions over the socket; a webhook's
+    // come as signed POSTs, sent here.
     const removed = await fakePost("/_fake/revoke?user_id=1001");
-    if (!removed.length) throw new Error("the fake had no subscription of teststreamer to revoke");
-    for (const sub of removed) await postRevocation(sub);
+    if (!onSocket && !removed.length) throw new Error("the fake had no subscription of teststreamer to revoke");
+    if (!onSocket) for (const sub of removed) await postRevocation(sub);
     await until("the grant shown as revoked", async () =>
       (await grant.textContent()) === "revoked: needs reconnect" || await grant.textContent());
     const detail = await page.locator("#grant-detail").textContent();
@@ -117,6 +135,10 @@ async function fakePost(what) {
     if (!(await connect.isVisible())) throw new Error("no Connect alerts button after the revocation");
     const states = await sourceStates(page);
     if (states.follow !== "revoked") throw new Error(`follow after the revocation: ${JSON.stringify(states)}`);
+    if (onSocket) {
+      await until("the socket no longer connected", async () =>
+        (await page.locator("#socket-state").textContent()) !== "connected");
+    }
     console.log(`dashboard: grant revoked (${detail}); sources ${JSON.stringify(states)}`);
 
     await connect.click();
