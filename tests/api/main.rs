@@ -14,6 +14,7 @@ mod cli;
 mod connect_alerts;
 mod eventsub_ws;
 mod eventsub_ws_instances;
+mod faults;
 mod headers;
 mod health;
 mod oauth;

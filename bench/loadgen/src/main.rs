@@ -1,5 +1,5 @@
-//! Load generator for eventsub-bridge: `fanout`, `ingest`, `idle`, `room` and `alerts` modes, and
-//! `calibrate` (this host's kernel speed, for comparing reports).
+//! Load generator for eventsub-bridge: `fanout`, `ingest`, `idle`, `room`, `alerts` and `soak`
+//! modes, and `calibrate` (this host's kernel speed, for comparing reports).
 //!
 //! Every run prints human-readable lines and ends with one `RESULT {json}` line that
 //! bench/run.sh parses. Exit status: 0 when `ok` (no loss, duplicate, error or early
@@ -16,6 +16,7 @@ mod rawhttp;
 mod rawws;
 mod rooms;
 mod slow;
+mod soak;
 mod viewers;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +45,8 @@ enum Mode {
     Room(rooms::RoomArgs),
     /// Alert overlays (SPEC §8): many channels at a paced rate, or a burst into one.
     Alerts(alerts::AlertsArgs),
+    /// Minutes of churn (viewers, SSE, publishes, webhooks), then a leak check.
+    Soak(soak::SoakArgs),
 }
 
 #[tokio::main]
@@ -56,6 +59,7 @@ async fn main() -> std::process::ExitCode {
         Mode::Calibrate(a) => ("calibrate", calibrate::run(a).await),
         Mode::Room(a) => ("room", rooms::run(a).await),
         Mode::Alerts(a) => ("alerts", alerts::run(a).await),
+        Mode::Soak(a) => ("soak", soak::run(a).await),
     };
     match result {
         Ok(v) => {
