@@ -209,7 +209,10 @@ async fn a_stalled_redis_is_refused_quickly_and_recovered_from() {
     let start = Instant::now();
     let published = bridge.publish("teststreamer", 1).await;
     assert!(published.is_err(), "no publish while Redis is stalled");
-    assert!(start.elapsed() < Duration::from_secs(5), "publish refused within 5 s");
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "publish refused within 5 s"
+    );
 
     redis.resume().await;
     let resumed = Instant::now();
@@ -218,8 +221,14 @@ async fn a_stalled_redis_is_refused_quickly_and_recovered_from() {
     // SPEC §7.16: new notifications are 2xx again within 10 s of the resume.
     let after = follow_webhook("teststreamer", "after");
     deliver(&bridge, &after, Duration::from_secs(10)).await;
-    assert!(resumed.elapsed() < Duration::from_secs(10), "recovered within 10 s");
-    println!("Redis resumed: a new notification 2xx after {:?}", resumed.elapsed());
+    assert!(
+        resumed.elapsed() < Duration::from_secs(10),
+        "recovered within 10 s"
+    );
+    println!(
+        "Redis resumed: a new notification 2xx after {:?}",
+        resumed.elapsed()
+    );
     assert_eq!(follower_of(&ws.expect_op("event").await), "after");
     // Twitch sends the refused one again. Its claim, sent while Redis was stalled,
     // ran when Redis resumed: resends are 409 until that lease (15 s) ends, then
@@ -230,7 +239,10 @@ async fn a_stalled_redis_is_refused_quickly_and_recovered_from() {
         resumed.elapsed()
     );
     assert_eq!(follower_of(&ws.expect_op("event").await), "during");
-    assert!(ws.stays_quiet(Duration::from_millis(500)).await, "nothing twice");
+    assert!(
+        ws.stays_quiet(Duration::from_millis(500)).await,
+        "nothing twice"
+    );
 }
 
 /// Item 4b: Redis restarted empty: viewers resuming with `since` get `gap: true`,
@@ -303,11 +315,7 @@ async fn a_redis_restarted_empty_gives_resuming_viewers_a_gap() {
 }
 
 /// One viewer in the kill test: every message id it was given, in order.
-async fn watch_until_killed(
-    mut ws: WsClient,
-    seen: &mut Vec<String>,
-    first_events: &Semaphore,
-) {
+async fn watch_until_killed(mut ws: WsClient, seen: &mut Vec<String>, first_events: &Semaphore) {
     let mut counted = false;
     loop {
         match tokio::time::timeout(Duration::from_secs(30), ws.inner.next()).await {
@@ -397,7 +405,10 @@ async fn viewers_of_a_killed_instance_resume_on_the_other_and_miss_nothing() {
             .unwrap();
         ws.expect_op("welcome").await;
         let subscribed = ws.subscribe("teststreamer", Some(&last)).await;
-        assert_eq!(subscribed["gap"], false, "resumed from a retained id: {subscribed}");
+        assert_eq!(
+            subscribed["gap"], false,
+            "resumed from a retained id: {subscribed}"
+        );
         resumed.push((seen, ws));
     }
     println!(
@@ -415,7 +426,10 @@ async fn viewers_of_a_killed_instance_resume_on_the_other_and_miss_nothing() {
             let event = ws.expect_op("event").await;
             seen.push(event["message"]["id"].as_str().unwrap().to_owned());
         }
-        assert!(ws.stays_quiet(Duration::from_millis(200)).await, "nothing after the last");
+        assert!(
+            ws.stays_quiet(Duration::from_millis(200)).await,
+            "nothing after the last"
+        );
         let unique: HashSet<&String> = seen.iter().collect();
         assert_eq!(unique.len(), seen.len(), "viewer {i}: no duplicates");
         assert_eq!(
@@ -423,7 +437,10 @@ async fn viewers_of_a_killed_instance_resume_on_the_other_and_miss_nothing() {
             "viewer {i}: every published message, once, in order"
         );
     }
-    println!("SIGKILL: {} messages, each seen once by every viewer", published.len());
+    println!(
+        "SIGKILL: {} messages, each seen once by every viewer",
+        published.len()
+    );
 }
 
 /// The next text frame as JSON, waiting up to `long`.

@@ -141,7 +141,10 @@ async fn gauges(client: &reqwest::Client, base: &str) -> Result<BTreeMap<String,
             continue;
         };
         if GAUGES.contains(&name) {
-            out.insert(name.to_string(), value.parse::<f64>().unwrap_or(-1.0) as i64);
+            out.insert(
+                name.to_string(),
+                value.parse::<f64>().unwrap_or(-1.0) as i64,
+            );
         }
     }
     if out.len() != GAUGES.len() {
@@ -272,7 +275,12 @@ async fn next_json(ws: &mut Ws, within: Duration) -> Result<Option<Value>> {
 }
 
 /// Reads until a frame with `op`, counting events on the way.
-async fn wait_op(ws: &mut Ws, op: &str, s: &Shared, last: &mut BTreeMap<String, String>) -> Result<Value> {
+async fn wait_op(
+    ws: &mut Ws,
+    op: &str,
+    s: &Shared,
+    last: &mut BTreeMap<String, String>,
+) -> Result<Value> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -430,7 +438,8 @@ async fn sse_slot(s: Arc<Shared>) {
                 let end = Instant::now() + rng.millis(1000, 10_000);
                 while Instant::now() < end && !s.stopped() {
                     let left = end.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(left.min(Duration::from_millis(500)), r.chunk()).await
+                    match tokio::time::timeout(left.min(Duration::from_millis(500)), r.chunk())
+                        .await
                     {
                         Ok(Ok(Some(chunk))) => {
                             let text = String::from_utf8_lossy(&chunk);
@@ -507,7 +516,12 @@ async fn publisher(s: Arc<Shared>, rate: f64) {
     }
 }
 
-fn signed_notification(secret: &str, id: &str, channel: &str, n: u64) -> Result<(String, String, String)> {
+fn signed_notification(
+    secret: &str,
+    id: &str,
+    channel: &str,
+    n: u64,
+) -> Result<(String, String, String)> {
     let ts = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
     let body = json!({
         "subscription": {
@@ -711,7 +725,10 @@ pub async fn run(a: SoakArgs) -> Result<Value> {
     let warm_d = Duration::from_secs_f64(a.warmup_minutes * 60.0);
     let mut samples = churn(&shared, &a, warm_d, &probe, start, "warm-up").await?;
     let (warm, warm_settle) = settle(&a, &probe, start, &idle0).await?;
-    println!("{}  (settled in {warm_settle:.1} s)", warm.line("warm idle"));
+    println!(
+        "{}  (settled in {warm_settle:.1} s)",
+        warm.line("warm idle")
+    );
 
     let main_d = Duration::from_secs_f64((a.minutes - a.warmup_minutes) * 60.0);
     samples.extend(churn(&shared, &a, main_d, &probe, start, "churn").await?);
