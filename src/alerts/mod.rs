@@ -20,6 +20,7 @@
 pub mod alert;
 pub mod doorbell;
 pub mod kind;
+mod log_limit;
 pub mod metrics;
 pub mod overlay_socket;
 pub mod overlays;
@@ -88,6 +89,9 @@ pub struct Alerts {
     dedupe_window: Duration,
     /// How long `Idempotency-Key`s are remembered.
     idempotency_window: Duration,
+    /// Logs a full queue at most once a second (a flood drops one alert
+    /// per webhook; `metrics` counts each).
+    full_log: log_limit::LogLimit,
 }
 
 impl std::fmt::Debug for Alerts {
@@ -119,6 +123,7 @@ impl Alerts {
             queue_len: limits.alert_queue_len.get(),
             dedupe_window: limits.dedupe_window,
             idempotency_window: limits.idempotency_window,
+            full_log: log_limit::LogLimit::default(),
         }
     }
 
@@ -217,7 +222,9 @@ impl Alerts {
             Enqueued::Full => {
                 if origin == Origin::EventSub {
                     self.metrics.drop_one(DropReason::QueueFull);
-                    tracing::warn!(channel = %alert.channel, kind = %alert.kind, "alert queue full: alert dropped");
+                    if let Some(held) = self.full_log.allow() {
+                        tracing::warn!(channel = %alert.channel, kind = %alert.kind, more_since_last_line = held, "alert queue full: alert dropped");
+                    }
                 }
                 Ok(Submitted::Full)
             }
