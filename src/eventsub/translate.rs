@@ -117,14 +117,17 @@ pub fn condition_broadcaster_ids(condition: &Value) -> Vec<String> {
 ///
 /// Logins are lower-cased (not validated); a pair missing either half is skipped.
 pub fn learned_broadcasters(event: &Value) -> Vec<(String, String)> {
+    // The (id, login) field pairs, spelled out: every notification looks
+    // them up, and building the names cost six allocations each time.
+    const FIELDS: [(&str, &str); 3] = [
+        ("broadcaster_user_id", "broadcaster_user_login"),
+        ("to_broadcaster_user_id", "to_broadcaster_user_login"),
+        ("from_broadcaster_user_id", "from_broadcaster_user_login"),
+    ];
     let mut pairs = Vec::new();
-    for prefix in [
-        "broadcaster_user",
-        "to_broadcaster_user",
-        "from_broadcaster_user",
-    ] {
-        let id = non_empty_str(event, &format!("{prefix}_id"));
-        let login = non_empty_str(event, &format!("{prefix}_login"));
+    for (id_key, login_key) in FIELDS {
+        let id = non_empty_str(event, id_key);
+        let login = non_empty_str(event, login_key);
         if let (Some(id), Some(login)) = (id, login) {
             push_unique(&mut pairs, (id.to_owned(), login.to_lowercase()));
         }
