@@ -28,7 +28,8 @@ use crate::eventsub::envelope::{MessageType, Notification, Revocation, Verificat
 use crate::eventsub::translate;
 use crate::state::AppState;
 
-/// The longest a notification waits for its frames to be written.
+/// The longest a notification waits for its frames to be written (when
+/// the sockets are behind).
 const INGEST_SETTLE_LIMIT: Duration = Duration::from_secs(1);
 
 /// Dedupe namespace of EventSub message ids (both transports share it).
@@ -138,9 +139,12 @@ pub async fn ingest(state: &AppState, delivery: Delivery<'_>) -> Result<Outcome,
     // Only now is the message a duplicate for its resends (SPEC §4 step 7:
     // a 2xx only after it was published).
     attempt.complete(PROCESSED, limits.dedupe_window).await?;
-    // Answered once the frames are written (backpressure, issue 14); the id
+    // Published (stored and queued) by now. While the sockets are behind
+    // (a flusher pass in progress) the answer waits for the frames to be
+    // written, as a publish's does (backpressure, issue 14); otherwise the
+    // next pass writes them and the webhook does not wait for it. The id
     // is done before this wait, so a resend meanwhile is a duplicate.
-    state.flushers.settle(INGEST_SETTLE_LIMIT).await;
+    state.flushers.settle_if_behind(INGEST_SETTLE_LIMIT).await;
     Ok(outcome)
 }
 

@@ -44,7 +44,7 @@ pub struct AppState {
     /// Alert queues and open overlays (SPEC §8).
     pub alerts: Arc<Alerts>,
     /// Every worker's WebSocket writer; publishers wait on them
-    /// ([`Flushers::settle`]).
+    /// ([`Flushers::settle`]; webhooks: [`Flushers::settle_if_behind`]).
     pub flushers: Flushers,
     next_conn_id: AtomicU64,
 }

@@ -83,13 +83,16 @@ impl Flusher {
         }
     }
 
-    /// The pass after which everything listed now has been written.
-    fn target(&self) -> u64 {
+    /// Whether a pass is in progress (the flusher is behind: it yielded
+    /// in the middle of a long list), and the pass after which everything
+    /// listed now has been written.
+    fn progress(&self) -> (bool, u64) {
         let dirty = self.dirty.lock();
+        let busy = self.done.load(Ordering::Acquire) < dirty.taken;
         // A non-empty list is taken by the next pass; otherwise only the
         // pass in progress (if any) may still hold connections listed
         // before now.
-        dirty.taken + u64::from(!dirty.list.is_empty())
+        (busy, dirty.taken + u64::from(!dirty.list.is_empty()))
     }
 
     /// Waits until pass `target` is over (or the flusher is gone).
@@ -190,15 +193,31 @@ impl Flushers {
     /// is the backpressure that keeps publishers from queuing faster than
     /// the sockets take it.
     pub async fn settle(&self, limit: Duration) -> bool {
+        self.wait(limit, false).await
+    }
+
+    /// [`Flushers::settle`], but only on a flusher that is behind (a pass
+    /// in progress, so its sockets already hold a backlog): there the
+    /// caller waits as a publish does, so a flood into a big channel is
+    /// still held back by the sockets; a flusher that is keeping up writes
+    /// what the caller queued in its next pass, right after, without the
+    /// caller waiting for it (an EventSub webhook: its message is stored
+    /// and queued either way; the wait cost a round of the event loop per
+    /// webhook, issue 14).
+    pub async fn settle_if_behind(&self, limit: Duration) -> bool {
+        self.wait(limit, true).await
+    }
+
+    async fn wait(&self, limit: Duration, only_behind: bool) -> bool {
         let waits: Vec<(Arc<Flusher>, u64)> = {
             let all = self.all.lock();
             all.iter()
                 .filter_map(Weak::upgrade)
-                .map(|f| {
-                    let target = f.target();
-                    (f, target)
+                .filter_map(|f| {
+                    let (busy, target) = f.progress();
+                    let pending = f.done.load(Ordering::Acquire) < target;
+                    (pending && (busy || !only_behind)).then_some((f, target))
                 })
-                .filter(|(f, target)| f.done.load(Ordering::Acquire) < *target)
                 .collect()
         };
         if waits.is_empty() {
@@ -266,14 +285,58 @@ mod tests {
         assert!(many.iter().all(|c| c.0.load(Ordering::Relaxed) == 1));
     }
 
+    #[tokio::test]
+    async fn settle_if_behind_waits_only_for_a_pass_in_progress() {
+        tokio::task::LocalSet::new()
+            .run_until(settle_if_behind_cases())
+            .await;
+    }
+
+    async fn settle_if_behind_cases() {
+        let flushers = Flushers::default();
+        let flusher = flushers.local();
+        let conn = Arc::new(Counted::default());
+        flusher.mark(conn.clone());
+        // Keeping up: nothing in progress, the next pass writes it.
+        assert!(flushers.settle_if_behind(LIMIT).await);
+        assert_eq!(conn.0.load(Ordering::Relaxed), 0, "not waited for");
+        assert!(flushers.settle(LIMIT).await);
+        assert_eq!(conn.0.load(Ordering::Relaxed), 1);
+        // Behind: a pass yields in the middle of a long list; a caller
+        // that queues meanwhile waits for the pass that writes it.
+        let many: Vec<Arc<Counted>> = (0..3 * CHUNK).map(|_| Arc::default()).collect();
+        for c in &many {
+            flusher.mark(c.clone());
+        }
+        let first = many[0].clone();
+        let waiter = async {
+            // Once the pass is under way (the first chunk written).
+            while first.0.load(Ordering::Relaxed) == 0 {
+                tokio::task::yield_now().await;
+            }
+            assert!(flusher.progress().0, "a pass is in progress");
+            flusher.mark(conn.clone());
+            assert!(flushers.settle_if_behind(LIMIT).await);
+            assert_eq!(
+                conn.0.load(Ordering::Relaxed),
+                2,
+                "written before it returned"
+            );
+        };
+        waiter.await;
+        assert!(many.iter().all(|c| c.0.load(Ordering::Relaxed) == 1));
+    }
+
     #[test]
     fn the_target_counts_the_pass_in_progress_and_the_next() {
         let flusher = Flusher::default();
-        assert_eq!(flusher.target(), 0, "idle, nothing listed");
+        assert_eq!(flusher.progress().1, 0, "idle, nothing listed");
         flusher.mark(Arc::new(Counted::default()));
-        assert_eq!(flusher.target(), 1, "the next pass takes the list");
+        assert_eq!(flusher.progress().1, 1, "the next pass takes the list");
         flusher.dirty.lock().list.clear();
         flusher.dirty.lock().taken = 1;
-        assert_eq!(flusher.target(), 1, "pass 1 is in progress");
+        assert_eq!(flusher.progress(), (true, 1), "pass 1 is in progress");
+        flusher.done.store(1, Ordering::Release);
+        assert_eq!(flusher.progress(), (false, 1), "pass 1 is over");
     }
 }
