@@ -413,6 +413,45 @@ def targets_section(rep, a):
     w()
 
 
+def ops_of(r):
+    """What a run's CPU is divided by: deliveries (fan-out), webhooks (ingest)."""
+    if r.get("mode") == "fanout":
+        return r.get("received") or None
+    if r.get("mode") == "ingest":
+        return r.get("count") or None
+    return None
+
+
+def cpu_split_section(rep, names):
+    """User and kernel CPU of the servers over whole runs, for the cases with targets."""
+    w = rep.w
+    shown = [n for n in names if any(r.get("server_sys_s") is not None
+                                     for t in rep.targets(n) for r in rep.rows(n, t))]
+    if not shown:
+        return
+    w("## Where the server's CPU went\n")
+    w("User and kernel CPU time of the server process(es) over the whole run (connecting "
+      "included; `/proc/PID/stat`, clock ticks), medians over the runs, per delivery (fan-out) "
+      "or per webhook (ingest). The kernel's part (TCP send, and on loopback the receiving "
+      "side's TCP processing and wake-ups, which run in the sender's context) is what no "
+      "change in user space can remove; compare it between the bridge and Bun.\n")
+    w("| case | target | user µs/op | kernel µs/op | kernel share | socket writes/op |")
+    w("|---|---|---:|---:|---:|---:|")
+    for n in shown:
+        for t in rep.targets(n):
+            rs = rep.rows(n, t)
+            user = med([div(r.get("server_user_s"), ops_of(r)) for r in rs])
+            sys_ = med([div(r.get("server_sys_s"), ops_of(r)) for r in rs])
+            share = med([div(r.get("server_sys_s"), (r.get("server_user_s") or 0) + (r.get("server_sys_s") or 0))
+                         for r in rs if r.get("server_sys_s") is not None])
+            writes = med([div(r.get("server_write_syscalls"), ops_of(r)) for r in rs])
+            us = lambda v: "–" if v is None else f"{v * 1e6:.2f}"  # noqa: E731
+            w(f"| {n} | {NAMES.get(t, t)} | {us(user)} | {us(sys_)} | "
+              f"{'–' if share is None else f'{share * 100:.0f} %'} | "
+              f"{'–' if writes is None else f'{writes:.3f}'} |")
+    w()
+
+
 # ---- plots (SVG, no dependencies) ----
 
 COLORS = {"bridge": "#1f77b4", "bun": "#d62728", "redis": "#2ca02c"}
@@ -618,6 +657,7 @@ def main():
     other = [n for n in cases if n not in known]
 
     targets_section(rep, a)
+    cpu_split_section(rep, [c for c in cases if mode_of(c) in ("fanout", "ingest")])
 
     if fan:
         fanout_section(

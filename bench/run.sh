@@ -297,6 +297,19 @@ start_server() {
   return 1
 }
 
+# User and kernel CPU of the servers (clock ticks, summed over the instances), read
+# before and after each run: the kernel's share is what no user-space change can remove.
+server_cpu_ticks() {
+  local u=0 s=0 pid f
+  for pid in "$@"; do
+    # Fields after the ")" of /proc/PID/stat: utime is the 12th, stime the 13th.
+    read -r -a f <<<"$(sed 's/.*) //' "/proc/$pid/stat" 2>/dev/null || echo)"
+    u=$((u + ${f[11]:-0}))
+    s=$((s + ${f[12]:-0}))
+  done
+  echo "$u,$s"
+}
+
 server_hwm_kb() {
   awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0
 }
@@ -389,6 +402,7 @@ for entry in "${CASE_LIST[@]}"; do
           -p "$(IFS=,; echo "${SERVER_PIDS[*]}")" >/dev/null 2>&1 &
         perf_pid=$!
       fi
+      cpu_before=$(server_cpu_ticks "${SERVER_PIDS[@]}")
       rc=0
       env "${run_env[@]}" taskset -c "$LOADGEN_CPU" "$LOADGEN" "${argv[@]}" "${urls[@]}" "${pids[@]}" \
         >"$log_file" 2>&1 || rc=$?
@@ -399,6 +413,7 @@ for entry in "${CASE_LIST[@]}"; do
         writes=$(awk -F, '$3 ~ /sys_enter_(sendto|write|writev)$/ {s += $1} END {print s + 0}' \
           "$OUT/perf-$name-$target-$run.csv" 2>/dev/null || true)
       fi
+      cpu_after=$(server_cpu_ticks "${SERVER_PIDS[@]}")
       hwms=()
       alive=1
       for pid in "${SERVER_PIDS[@]}"; do
@@ -422,7 +437,7 @@ for entry in "${CASE_LIST[@]}"; do
       [[ $rc == 0 && $alive == 1 ]] || FAILED=1
       python3 -c '
 import json, sys
-name, target, run, rc, hwm, alive, result, instances, writes = sys.argv[1:10]
+name, target, run, rc, hwm, alive, result, instances, writes, cpu0, cpu1, tck = sys.argv[1:13]
 try:
     r = json.loads(result)
 except ValueError:
@@ -434,11 +449,19 @@ r["server_peak_rss_kb"] = sum(each)  # summed over the instances
 if len(each) > 1:
     r["server_peak_rss_kb_each"] = each
 r["server_alive_after"] = alive == "1"
+try:
+    (u0, s0), (u1, s1) = [map(int, c.split(",")) for c in (cpu0, cpu1)]
+    # User and kernel CPU seconds over the whole run (connecting included).
+    r["server_user_s"] = (u1 - u0) / int(tck)
+    r["server_sys_s"] = (s1 - s0) / int(tck)
+except ValueError:
+    pass
 if writes:
     # Socket writes over the whole run (connects and replies included).
     r["server_write_syscalls"] = int(writes)
 print(json.dumps({"case": name, "target": target, "run": int(run), "result": r}))
-' "$name" "$target" "$run" "$rc" "$hwm" "$alive" "$result" "$instances" "$writes" >>"$OUT/results.jsonl"
+' "$name" "$target" "$run" "$rc" "$hwm" "$alive" "$result" "$instances" "$writes" \
+  "$cpu_before" "$cpu_after" "$(getconf CLK_TCK)" >>"$OUT/results.jsonl"
       [[ $alive == 1 ]] || log "a server was not running at the end of $name [$target] run $run (see $OUT/server-$name-$target-$run-*.log)"
     done
   done
