@@ -6,11 +6,12 @@
 # open fds and the connection/subscription gauges back to idle. Exit status non-zero on
 # a leak (or when it could not run).
 #
-#   bench/soak.sh                 30 minutes, memory mode
+#   bench/soak.sh                 11 minutes of warm-up, then 30 of churn, memory mode
 #   MINUTES=5 bench/soak.sh       shorter
 #   MODE=redis bench/soak.sh      Redis mode: a private redis-server on a free port
 #
-# Knobs: MINUTES (30), WARMUP (3, minutes), VIEWERS (200 slots), SSE (20 slots),
+# Knobs: MINUTES (41, warm-up included), WARMUP (11 minutes: longer than the server's
+# 10-minute de-duplication and idempotency windows, so its bounded stores are full), VIEWERS (200 slots), SSE (20 slots),
 # CHANNELS (50), PUBLISH_RATE (20/s), WEBHOOK_RATE (10/s), PORT (18480),
 # SKIP_BUILD=1, SERVER_BIN, LOADGEN_TARGET_DIR, OUT (log directory, default
 # bench/out/<stamp>-soak-<mode>). Extra arguments go to `loadgen soak`.
@@ -19,8 +20,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 MODE=${MODE:-memory}
-MINUTES=${MINUTES:-30}
-WARMUP=${WARMUP:-3}
+MINUTES=${MINUTES:-41}
+WARMUP=${WARMUP:-11}
 PORT=${PORT:-18480}
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
 SERVER_BIN=${SERVER_BIN:-$TARGET_DIR/release/eventsub-bridge}
@@ -45,10 +46,13 @@ trap cleanup EXIT
 
 export EVENTSUB_SECRET=soak-eventsub-secret-0123456789
 export PUBLISH_TOKEN=soak-publish-token
+# Reads the overlay keys: every channel gets an overlay that acks its alerts.
+export ADMIN_TOKEN=soak-admin-token
 declare -a SERVER_ENV=(
   BIND="127.0.0.1:$PORT"
   EVENTSUB_SECRET="$EVENTSUB_SECRET"
   PUBLISH_TOKEN="$PUBLISH_TOKEN"
+  ADMIN_TOKEN="$ADMIN_TOKEN"
   RUST_LOG="${RUST_LOG:-warn}"
   NO_COLOR=1
 )

@@ -4,7 +4,10 @@
 //! in one of four ways (a clean close, a dropped socket, a reset, or a silent socket
 //! held until the server's 90 s timeout); SSE streams open and vanish; history is
 //! read; the publish API and signed EventSub notifications (some re-sent, as
-//! duplicates) keep messages flowing.
+//! duplicates) keep messages flowing. With `ADMIN_TOKEN`, every channel also has an
+//! alert overlay, as a streamer with OBS open has: it acks the alerts the follows make
+//! (otherwise each channel's alert queue fills towards `ALERT_QUEUE_LEN` for the whole
+//! run, which is storage by design, not a leak) and itself comes and goes.
 //!
 //! Measurements: the server's RSS (`/proc/PID/status`), its open file descriptors
 //! (`/proc/PID/fd`) and the gauges of `/metrics`, at idle before any churn, at idle
@@ -39,11 +42,14 @@ pub struct SoakArgs {
     /// Server PID (RSS and open files are read from /proc/PID).
     #[arg(long)]
     pub pid: u32,
-    /// Whole run, minutes of churn (warm-up included).
-    #[arg(long, default_value_t = 30.0)]
+    /// Whole run, minutes of churn (warm-up included): 30 after the warm-up.
+    #[arg(long, default_value_t = 41.0)]
     pub minutes: f64,
-    /// Minutes of churn before the reference (warm-up) measurement.
-    #[arg(long, default_value_t = 3.0)]
+    /// Minutes of churn before the reference (warm-up) measurement: longer than the
+    /// server's 10-minute de-duplication and idempotency windows, so that its bounded
+    /// stores (those, the retained history, the recent alerts) are at their steady size
+    /// when the reference is taken.
+    #[arg(long, default_value_t = 11.0)]
     pub warmup_minutes: f64,
     /// Viewer slots: each connects, churns, ends, and connects again.
     #[arg(long, default_value_t = 200)]
@@ -69,6 +75,10 @@ pub struct SoakArgs {
     /// EVENTSUB_SECRET of the server (signs the notifications).
     #[arg(long, env = "EVENTSUB_SECRET")]
     pub secret: Option<String>,
+    /// ADMIN_TOKEN of the server: reads the overlay keys, so that every channel has
+    /// an overlay acking its alerts (none without it).
+    #[arg(long, env = "ADMIN_TOKEN")]
+    pub admin_token: Option<String>,
     /// Seconds between samples during the churn.
     #[arg(long, default_value_t = 60.0)]
     pub sample_secs: f64,
@@ -205,6 +215,9 @@ struct Counts {
     publishes: AtomicU64,
     webhooks: AtomicU64,
     webhook_duplicates: AtomicU64,
+    overlay_sessions: AtomicU64,
+    alerts_shown: AtomicU64,
+    alerts_acked: AtomicU64,
 }
 
 impl Counts {
@@ -225,6 +238,9 @@ impl Counts {
             "publishes": g(&self.publishes),
             "webhooks": g(&self.webhooks),
             "webhook_duplicates": g(&self.webhook_duplicates),
+            "overlay_sessions": g(&self.overlay_sessions),
+            "alerts_shown": g(&self.alerts_shown),
+            "alerts_acked": g(&self.alerts_acked),
         })
     }
 }
@@ -239,6 +255,8 @@ struct Shared {
     errors: Mutex<Errors>,
     publish_token: Option<String>,
     secret: Option<String>,
+    /// Each channel's overlay key (empty: no overlays).
+    overlay_keys: Vec<String>,
 }
 
 impl Shared {
@@ -414,6 +432,92 @@ async fn viewer_slot(s: Arc<Shared>) {
             last.clear(); // a fresh page load: no `since`
         }
     }
+}
+
+/// One overlay session on channel `idx`: connect with the key, ack every alert after a
+/// short "display" (well within the 20 frames a second of SPEC §5), stay 5–60 s, then
+/// leave with a close or by dropping the socket (OBS closed or the scene switched). An
+/// alert in flight when it leaves is shown again next time (SPEC §8).
+async fn overlay_session(s: &Shared, rng: &mut Rng, idx: usize) -> Result<()> {
+    let (ch, key) = (&s.channels[idx], &s.overlay_keys[idx]);
+    let stream = TcpStream::connect(s.target.addr).await.context("connect")?;
+    stream.set_nodelay(true)?;
+    let url = format!("ws://{}/overlay/{ch}/ws?key={key}", s.target.host);
+    let (mut ws, _) = client_async(url.into_client_request()?, stream)
+        .await
+        .context("overlay handshake")?;
+    s.counts.overlay_sessions.fetch_add(1, Ordering::Relaxed);
+    let end = Instant::now() + rng.millis(5_000, 60_000);
+    while Instant::now() < end && !s.stopped() {
+        let left = end.saturating_duration_since(Instant::now());
+        let Some(v) = next_json(&mut ws, left.min(Duration::from_millis(500))).await? else {
+            continue;
+        };
+        if v["op"] == "alert" {
+            s.counts.alerts_shown.fetch_add(1, Ordering::Relaxed);
+            let Some(id) = v["alert"]["id"].as_str() else {
+                bail!("alert frame without an id: {v}");
+            };
+            if s.nap(rng.millis(50, 400)).await {
+                break;
+            }
+            ws.send(Message::text(json!({"op": "ack", "id": id}).to_string()))
+                .await?;
+            s.counts.alerts_acked.fetch_add(1, Ordering::Relaxed);
+        } else if v["op"] == "error" {
+            bail!("overlay error frame: {v}");
+        }
+    }
+    if rng.chance(60) {
+        ws.close(None).await.ok();
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = ws.next().await {}
+        })
+        .await;
+    }
+    Ok(())
+}
+
+async fn overlay_slot(s: Arc<Shared>, idx: usize) {
+    let mut rng = Rng::new();
+    s.nap(rng.millis(0, 1000)).await;
+    while !s.stopped() {
+        if let Err(e) = overlay_session(&s, &mut rng, idx).await {
+            s.error(format!("overlay: {e:#}")).await;
+        }
+        // OBS closed for a moment.
+        s.nap(rng.millis(200, 3000)).await;
+    }
+}
+
+/// Each channel's overlay key, from `GET /api/alerts/{channel}` with the admin token.
+async fn overlay_keys(target: &Target, channels: &[String], admin: &str) -> Result<Vec<String>> {
+    let client = http_client(4)?;
+    let mut keys = Vec::with_capacity(channels.len());
+    for ch in channels {
+        let resp = client
+            .get(format!("{}/api/alerts/{ch}", target.base))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .context("GET /api/alerts/{channel}")?;
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("GET /api/alerts/{ch} answered {status} (is ADMIN_TOKEN set on the server?)");
+        }
+        let url = body["overlay_url"]
+            .as_str()
+            .context("GET /api/alerts/{channel}: no overlay_url")?;
+        let key = reqwest::Url::parse(url)
+            .context("overlay_url")?
+            .query_pairs()
+            .find(|(k, _)| k == "key")
+            .map(|(_, v)| v.into_owned())
+            .context("overlay_url has no key")?;
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 async fn sse_slot(s: Arc<Shared>) {
@@ -626,6 +730,9 @@ async fn churn(
     for _ in 0..a.sse {
         tasks.push(tokio::spawn(sse_slot(s.clone())));
     }
+    for idx in 0..s.overlay_keys.len() {
+        tasks.push(tokio::spawn(overlay_slot(s.clone(), idx)));
+    }
     if a.publish_rate > 0.0 {
         tasks.push(tokio::spawn(publisher(s.clone(), a.publish_rate)));
     }
@@ -710,11 +817,22 @@ pub async fn run(a: SoakArgs) -> Result<Value> {
     let idle0 = sample(&probe, &a, start).await?;
     println!("{}", idle0.line("idle"));
 
+    let channels: Vec<String> = (0..a.channels.max(1)).map(|i| format!("soak{i}")).collect();
+    let overlay_keys = match &a.admin_token {
+        Some(admin) => overlay_keys(&target, &channels, admin).await?,
+        None => {
+            println!(
+                "warning: no ADMIN_TOKEN: no overlays (the alert queues fill towards ALERT_QUEUE_LEN)"
+            );
+            Vec::new()
+        }
+    };
     let shared = Arc::new(Shared {
         target: target.clone(),
         client: http_client(64)?,
         cookies,
-        channels: (0..a.channels.max(1)).map(|i| format!("soak{i}")).collect(),
+        channels,
+        overlay_keys,
         stop: AtomicBool::new(false),
         counts: Counts::default(),
         errors: Mutex::new(Errors::default()),
