@@ -178,8 +178,12 @@ async fn fetch_key(
         .ok_or_else(|| anyhow!("overlay_url has no key"))
 }
 
-/// Fetches the keys of `channels` (a few at a time) through `target`.
-async fn fetch_keys(target: &Target, channels: &[String], admin: &str) -> Result<Vec<String>> {
+/// Fetches the keys of `channels` (a few at a time) through `target` (also the soak's).
+pub(crate) async fn fetch_keys(
+    target: &Target,
+    channels: &[String],
+    admin: &str,
+) -> Result<Vec<String>> {
     let client = http_client(16)?;
     let sem = Arc::new(Semaphore::new(16));
     let mut handles = Vec::with_capacity(channels.len());

@@ -32,6 +32,7 @@ use tokio_tungstenite::client_async;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::alerts::fetch_keys;
 use crate::common::{Errors, Target, http_client, raise_nofile, rss_bytes, sign_in};
 
 #[derive(Args, Debug, Clone)]
@@ -490,36 +491,6 @@ async fn overlay_slot(s: Arc<Shared>, idx: usize) {
     }
 }
 
-/// Each channel's overlay key, from `GET /api/alerts/{channel}` with the admin token.
-async fn overlay_keys(target: &Target, channels: &[String], admin: &str) -> Result<Vec<String>> {
-    let client = http_client(4)?;
-    let mut keys = Vec::with_capacity(channels.len());
-    for ch in channels {
-        let resp = client
-            .get(format!("{}/api/alerts/{ch}", target.base))
-            .bearer_auth(admin)
-            .send()
-            .await
-            .context("GET /api/alerts/{channel}")?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("GET /api/alerts/{ch} answered {status} (is ADMIN_TOKEN set on the server?)");
-        }
-        let url = body["overlay_url"]
-            .as_str()
-            .context("GET /api/alerts/{channel}: no overlay_url")?;
-        let key = reqwest::Url::parse(url)
-            .context("overlay_url")?
-            .query_pairs()
-            .find(|(k, _)| k == "key")
-            .map(|(_, v)| v.into_owned())
-            .context("overlay_url has no key")?;
-        keys.push(key);
-    }
-    Ok(keys)
-}
-
 async fn sse_slot(s: Arc<Shared>) {
     let mut rng = Rng::new();
     let mut last: BTreeMap<String, String> = BTreeMap::new();
@@ -819,7 +790,7 @@ pub async fn run(a: SoakArgs) -> Result<Value> {
 
     let channels: Vec<String> = (0..a.channels.max(1)).map(|i| format!("soak{i}")).collect();
     let overlay_keys = match &a.admin_token {
-        Some(admin) => overlay_keys(&target, &channels, admin).await?,
+        Some(admin) => fetch_keys(&target, &channels, admin).await?,
         None => {
             println!(
                 "warning: no ADMIN_TOKEN: no overlays (the alert queues fill towards ALERT_QUEUE_LEN)"
