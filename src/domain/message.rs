@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -72,8 +73,32 @@ struct EnvelopeInner {
     event_type: String,
     /// The message JSON, `{"id":…,"channel":…}`.
     json: ByteString,
-    /// The WebSocket frame `{"op":"event","message":<json>}`.
+    /// The WebSocket text frame as it goes on the wire (RFC 6455 §5.2:
+    /// FIN, text, unmasked, its length), its payload
+    /// `{"op":"event","message":<json>}`. Encoded once: every viewer's
+    /// outbox shares it instead of copying it (issue 14).
+    wire: Bytes,
+    /// The payload alone: `wire` past its header, the same bytes.
     frame: ByteString,
+}
+
+/// `payload` as one unmasked, final text frame, server to client
+/// (RFC 6455 §5.2): `0x81`, then the length in 7, 7+16 or 7+64 bits.
+pub fn text_frame(payload: &str) -> Bytes {
+    let len = payload.len();
+    let mut out = BytesMut::with_capacity(len + 10);
+    out.put_u8(0x81);
+    if len < 126 {
+        out.put_u8(len as u8);
+    } else if let Ok(len) = u16::try_from(len) {
+        out.put_u8(126);
+        out.put_u16(len);
+    } else {
+        out.put_u8(127);
+        out.put_u64(len as u64);
+    }
+    out.put_slice(payload.as_bytes());
+    out.freeze()
 }
 
 /// Why a stored message body could not become an envelope.
@@ -127,12 +152,17 @@ impl Envelope {
         let rest = body.get(1..).unwrap_or("}");
         let json = format!("{{\"id\":\"{id}\",{rest}");
         let frame = format!("{{\"op\":\"event\",\"message\":{json}}}");
+        let wire = text_frame(&frame);
+        // The same bytes, shared; they are `frame`'s, so valid UTF-8.
+        let frame = ByteString::try_from(wire.slice(wire.len() - frame.len()..))
+            .unwrap_or_else(|_| ByteString::from(frame));
         Self(Arc::new(EnvelopeInner {
             id,
             channel,
             event_type,
             json: ByteString::from(json),
-            frame: ByteString::from(frame),
+            wire,
+            frame,
         }))
     }
 
@@ -156,9 +186,15 @@ impl Envelope {
         &self.0.json
     }
 
-    /// The ready WebSocket `event` frame.
+    /// The ready WebSocket `event` frame's payload.
     pub fn frame(&self) -> &ByteString {
         &self.0.frame
+    }
+
+    /// The `event` frame encoded for the wire, header included (shared:
+    /// cloning it does not copy).
+    pub fn wire(&self) -> &Bytes {
+        &self.0.wire
     }
 }
 
@@ -190,6 +226,20 @@ mod tests {
         let frame: serde_json::Value = serde_json::from_str(env.frame()).unwrap();
         assert_eq!(frame["op"], "event");
         assert_eq!(frame["message"]["id"], "1763884800000-0");
+    }
+
+    #[test]
+    fn the_wire_frame_is_what_actix_http_encodes() {
+        use actix_http::ws::{OpCode, Parser};
+        for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
+            let payload = "x".repeat(len);
+            let mut expected = BytesMut::new();
+            Parser::write_message(&mut expected, payload.as_bytes(), OpCode::Text, true, false);
+            assert_eq!(text_frame(&payload), expected.freeze(), "length {len}");
+        }
+        let env = Envelope::new(MessageId::new(1, 0), &draft()).unwrap();
+        assert_eq!(env.wire(), &text_frame(env.frame()));
+        assert!(env.wire().ends_with(env.frame().as_bytes()));
     }
 
     #[test]

@@ -7,6 +7,6 @@ mod message_id;
 mod user;
 
 pub use channel_name::{ChannelName, ChannelNameError};
-pub use message::{Envelope, EnvelopeError, MessageDraft, Source};
+pub use message::{Envelope, EnvelopeError, MessageDraft, Source, text_frame};
 pub use message_id::{MessageId, MessageIdError};
 pub use user::User;

@@ -17,7 +17,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 use crate::broker::{ConnId, TopicWatch};
-use crate::domain::ChannelName;
+use crate::domain::{ChannelName, text_frame};
 use crate::ws::conn::Conn;
 
 use super::coalesce::{Offered, Slot};
@@ -390,10 +390,10 @@ impl Room {
                 if v < local.config.0 {
                     return;
                 }
-                let text = frame::config(&value);
+                let wire = text_frame(&frame::config(&value));
                 local.config = (v, value);
                 for m in local.members.values() {
-                    let _ = m.conn.push_text(&text);
+                    let _ = m.conn.push_encoded(&wire);
                 }
                 self.metrics.out("config", local.members.len());
             }
@@ -427,8 +427,9 @@ impl Room {
                 let n = match &to {
                     Some(to) => deliver(&local, to.kind(), to.id(), &frame),
                     None => {
+                        let wire = text_frame(&frame);
                         for m in local.members.values() {
-                            let _ = m.conn.push_text(&frame);
+                            let _ = m.conn.push_encoded(&wire);
                         }
                         local.members.len()
                     }
@@ -437,8 +438,9 @@ impl Room {
             }
             RoomEvent::Relay { event, frame } => {
                 if let Some(admins) = local.relaying.get(&event) {
+                    let wire = text_frame(&frame);
                     for c in admins.values() {
-                        let _ = c.push_text(&frame);
+                        let _ = c.push_encoded(&wire);
                     }
                     self.metrics.out("relay", admins.len());
                 }
@@ -505,13 +507,15 @@ impl Room {
     }
 }
 
-/// Queues `text` for the subscribers of `kind` and of `kind:id` (once each).
+/// Queues `text` for the subscribers of `kind` and of `kind:id` (once
+/// each), encoded once and shared by their outboxes.
 fn deliver(local: &Local, kind: &str, id: Option<&str>, text: &str) -> usize {
     let mut n = 0;
+    let wire = text_frame(text);
     let bare = local.interests.get(kind);
     if let Some(conns) = bare {
         for c in conns.values() {
-            let _ = c.push_text(text);
+            let _ = c.push_encoded(&wire);
         }
         n += conns.len();
     }
@@ -522,7 +526,7 @@ fn deliver(local: &Local, kind: &str, id: Option<&str>, text: &str) -> usize {
                 if bare.is_some_and(|b| b.contains_key(cid)) {
                     continue;
                 }
-                let _ = c.push_text(text);
+                let _ = c.push_encoded(&wire);
                 n += 1;
             }
         }

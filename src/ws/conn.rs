@@ -3,19 +3,23 @@
 //! The hub appends published messages here from the publisher's task
 //! ([`Inbox::offer`]); the first pending frame puts the connection on its
 //! worker's `ws::flusher` list, and the flusher writes everything pending
-//! in one piece with one system call. A busy viewer therefore gets many
-//! frames per write and keeps its buffer from one write to the next; a
-//! quiet one holds no buffer at all (a small write, such as the next ping,
-//! gives a kept buffer back). When the socket is
-//! full, the connection's own task (`ws::session`) waits for it and writes
-//! the rest.
+//! in one piece with one system call. A published message's frame is
+//! encoded once ([`Envelope::wire`]) and shared: the outbox holds a
+//! reference to it, not a copy, and the write gathers the frames with one
+//! `writev` (issue 14: the per-viewer copy was most of the bridge's user
+//! time flat out). Frames of our own (replies, pings) are encoded into a
+//! small buffer of the connection's. A busy viewer gets many frames per
+//! write and keeps its queue from one write to the next; a quiet one gives
+//! it back after each write. When the socket is full, the connection's own
+//! task (`ws::session`) waits for it and writes the rest.
 
-use std::io;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice};
 use std::sync::{Arc, Weak};
 
 use actix_http::ws::{CloseReason, OpCode, Parser};
 use actix_web::rt::net::TcpStream;
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use parking_lot::Mutex;
 use prometheus::IntCounter;
 use tokio::sync::Notify;
@@ -25,10 +29,12 @@ use crate::domain::{ChannelName, Envelope, MessageId};
 
 use super::flusher::{Flusher, Pending};
 
-/// A write at least this large leaves its buffer to the next batch.
+/// A write at least this large leaves its queue to the next batch.
 const KEEP_MIN_BYTES: usize = 1024;
-/// A buffer that held a larger batch is given back after it.
+/// A queue that held a larger batch is given back after it.
 const KEEP_MAX_BYTES: usize = 64 * 1024;
+/// Frames gathered into one system call at most (Linux takes 1024).
+const MAX_SLICES: usize = 128;
 
 /// The outbox holds as many frames as its connection may have pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,10 +105,15 @@ impl Feeds {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Encoded frames not yet accepted by the kernel: the batch being
-    /// written (its first `batch` bytes), then those queued after it.
-    out: BytesMut,
-    /// Bytes at the front of `out` taken for writing.
+    /// Encoded frames not yet accepted by the kernel, in order: the batch
+    /// being written (its first `batch` entries; the first may be partly
+    /// written), then those queued after it. Published frames are shared
+    /// with every other viewer of the message.
+    queue: VecDeque<Bytes>,
+    /// Frames of our own queued after `queue`'s last, not yet cut off
+    /// into it.
+    own: BytesMut,
+    /// Entries at the front of `queue` taken for writing.
     batch: usize,
     /// Data frames queued after the batch being written.
     frames: usize,
@@ -119,6 +130,32 @@ struct Inner {
     failed: bool,
     /// The close code its protocol ended it with (0: not ended).
     end_code: u16,
+}
+
+impl Inner {
+    /// Moves the frames of our own into the queue, behind what is there.
+    fn cut_own(&mut self) {
+        if !self.own.is_empty() {
+            let own = self.own.split().freeze();
+            self.queue.push_back(own);
+        }
+    }
+
+    /// Drops the first `n` bytes of the batch: the kernel took them.
+    fn consume(&mut self, mut n: usize) {
+        while n > 0 && self.batch > 0 {
+            let Some(front) = self.queue.front_mut() else {
+                break;
+            };
+            if n < front.len() {
+                front.advance(n);
+                return;
+            }
+            n -= front.len();
+            self.queue.pop_front();
+            self.batch -= 1;
+        }
+    }
 }
 
 /// What a flush came to.
@@ -201,13 +238,13 @@ impl Conn {
             return Flushed::Failed;
         };
         let mut inner = self.inner.lock();
-        self.write_with(&mut inner, |buf| io.try_write(buf))
+        self.write_with(&mut inner, |slices| io.try_write_vectored(slices))
     }
 
     fn write_with(
         &self,
         inner: &mut Inner,
-        mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+        mut write: impl FnMut(&[IoSlice<'_>]) -> io::Result<usize>,
     ) -> Flushed {
         inner.scheduled = false;
         if inner.failed {
@@ -216,27 +253,34 @@ impl Conn {
         let mut written = 0;
         loop {
             if inner.batch == 0 {
-                if inner.out.is_empty() {
+                inner.cut_own();
+                if inner.queue.is_empty() {
                     inner.blocked = false;
-                    // A busy connection keeps its buffer for the next
-                    // batch (no allocation per write); a quiet one, or one
-                    // whose batch was large, gives it back.
-                    if (KEEP_MIN_BYTES..=KEEP_MAX_BYTES).contains(&written) {
-                        inner.out.clear();
-                    } else {
-                        inner.out = BytesMut::new();
+                    // A busy connection keeps its queue and buffer for the
+                    // next batch (no allocation per write); a quiet one, or
+                    // one whose batch was large, gives them back.
+                    if !(KEEP_MIN_BYTES..=KEEP_MAX_BYTES).contains(&written) {
+                        inner.queue = VecDeque::new();
+                        inner.own = BytesMut::new();
                     }
                     return Flushed::Done;
                 }
                 inner.frames = 0;
-                inner.batch = inner.out.len();
+                inner.batch = inner.queue.len();
             }
-            match write(&inner.out[..inner.batch]) {
+            let result = {
+                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+                let mut count = 0;
+                for (slot, frame) in slices.iter_mut().zip(inner.queue.iter().take(inner.batch)) {
+                    *slot = IoSlice::new(frame);
+                    count += 1;
+                }
+                write(&slices[..count])
+            };
+            match result {
                 Ok(0) => break,
                 Ok(n) => {
-                    let n = n.min(inner.batch);
-                    inner.out.advance(n);
-                    inner.batch -= n;
+                    inner.consume(n);
                     written += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -250,7 +294,8 @@ impl Conn {
             }
         }
         inner.failed = true;
-        inner.out = BytesMut::new();
+        inner.queue = VecDeque::new();
+        inner.own = BytesMut::new();
         inner.batch = 0;
         self.wake.notify_one();
         Flushed::Failed
@@ -294,7 +339,7 @@ impl Conn {
         if inner.closed {
             return;
         }
-        Parser::write_message(&mut inner.out, payload, op, true, false);
+        Parser::write_message(&mut inner.own, payload, op, true, false);
         self.schedule(&mut inner);
     }
 
@@ -309,10 +354,11 @@ impl Conn {
             // The batch being written stays: a frame cut short would break
             // the stream.
             let batch = inner.batch;
-            inner.out.truncate(batch);
+            inner.queue.truncate(batch);
+            inner.own.clear();
             inner.frames = 0;
         }
-        Parser::write_close(&mut inner.out, Some(reason), false);
+        Parser::write_close(&mut inner.own, Some(reason), false);
         inner.closed = true;
     }
 
@@ -392,11 +438,11 @@ impl Conn {
         let fresh = held
             .iter()
             .filter(|env| after.is_none_or(|after| env.id() > after));
-        let frames = std::iter::once(head)
-            .chain(replay.iter().map(|env| -> &str { env.frame() }))
-            .chain(fresh.map(|env| -> &str { env.frame() }));
-        for frame in frames {
-            if self.push_frame(&mut inner, frame.as_bytes()).is_err() {
+        if self.push_frame(&mut inner, head.as_bytes()).is_err() {
+            return GoLive::Overflow;
+        }
+        for env in replay.iter().chain(fresh) {
+            if self.push_shared(&mut inner, env.wire()).is_err() {
                 return GoLive::Overflow;
             }
         }
@@ -408,7 +454,8 @@ impl Conn {
         self.inner.lock().channels.remove(channel)
     }
 
-    fn push_frame(&self, inner: &mut Inner, payload: &[u8]) -> Result<(), Overflow> {
+    /// Room for one more data frame, or the overflow.
+    fn admit(&self, inner: &mut Inner) -> Result<(), Overflow> {
         if inner.overflowed || inner.closed {
             return Err(Overflow);
         }
@@ -416,10 +463,35 @@ impl Conn {
             self.overflow(inner);
             return Err(Overflow);
         }
-        Parser::write_message(&mut inner.out, payload, OpCode::Text, true, false);
         inner.frames += 1;
+        Ok(())
+    }
+
+    /// Queues a text frame of ours, encoded here.
+    fn push_frame(&self, inner: &mut Inner, payload: &[u8]) -> Result<(), Overflow> {
+        self.admit(inner)?;
+        Parser::write_message(&mut inner.own, payload, OpCode::Text, true, false);
         self.schedule(inner);
         Ok(())
+    }
+
+    /// Queues an encoded frame shared with other viewers, not copied.
+    fn push_shared(&self, inner: &mut Inner, wire: &Bytes) -> Result<(), Overflow> {
+        self.admit(inner)?;
+        inner.cut_own();
+        inner.queue.push_back(wire.clone());
+        self.schedule(inner);
+        Ok(())
+    }
+
+    /// Queues a text frame encoded by the caller for many connections
+    /// (e.g. with [`crate::domain::text_frame`]): shared, not copied.
+    ///
+    /// # Errors
+    /// [`Overflow`] when the viewer is too far behind; nothing is queued.
+    pub fn push_encoded(&self, wire: &Bytes) -> Result<(), Overflow> {
+        let mut inner = self.inner.lock();
+        self.push_shared(&mut inner, wire)
     }
 
     fn overflow(&self, inner: &mut Inner) {
@@ -457,7 +529,7 @@ impl Inbox for Conn {
                 if after.is_some_and(|after| env.id() <= after) {
                     return Offer::Skipped;
                 }
-                match self.push_frame(&mut inner, env.frame().as_bytes()) {
+                match self.push_shared(&mut inner, env.wire()) {
                     Ok(()) => Offer::Taken,
                     Err(Overflow) => Offer::Overflow,
                 }
@@ -478,12 +550,20 @@ mod tests {
     fn written(conn: &Conn) -> Vec<u8> {
         let mut out = Vec::new();
         let mut inner = conn.inner.lock();
-        let flushed = conn.write_with(&mut inner, |buf| {
-            out.extend_from_slice(buf);
-            Ok(buf.len())
-        });
+        let flushed = conn.write_with(&mut inner, |slices| Ok(take(&mut out, slices, usize::MAX)));
         assert_eq!(flushed, Flushed::Done);
         out
+    }
+
+    /// What a socket with room for `room` bytes takes of `slices`.
+    fn take(out: &mut Vec<u8>, slices: &[IoSlice<'_>], room: usize) -> usize {
+        let mut taken = 0;
+        for slice in slices {
+            let n = slice.len().min(room - taken);
+            out.extend_from_slice(&slice[..n]);
+            taken += n;
+        }
+        taken
     }
 
     fn channel() -> ChannelName {
@@ -587,12 +667,13 @@ mod tests {
         }
         assert!(written(&conn).len() > KEEP_MIN_BYTES);
         assert!(
-            conn.inner.lock().out.capacity() > 0,
+            conn.inner.lock().queue.capacity() > 0,
             "kept for the next batch"
         );
         conn.push_text("small").unwrap();
         assert_eq!(written(&conn).len(), 7);
-        assert_eq!(conn.inner.lock().out.capacity(), 0, "given back");
+        assert_eq!(conn.inner.lock().queue.capacity(), 0, "given back");
+        assert_eq!(conn.inner.lock().own.capacity(), 0, "given back");
     }
 
     #[test]
@@ -613,13 +694,12 @@ mod tests {
         let mut written = Vec::new();
         // The socket takes 3 bytes, then is full.
         let mut room = 3;
-        let flushed = conn.write_with(&mut inner, |buf| {
+        let flushed = conn.write_with(&mut inner, |slices| {
             if room == 0 {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
-            let n = buf.len().min(room);
+            let n = take(&mut written, slices, room);
             room -= n;
-            written.extend_from_slice(&buf[..n]);
             Ok(n)
         });
         assert_eq!(flushed, Flushed::Blocked);
@@ -627,9 +707,8 @@ mod tests {
         drop(inner);
         conn.push_text("gh").unwrap();
         let mut inner = conn.inner.lock();
-        let flushed = conn.write_with(&mut inner, |buf| {
-            written.extend_from_slice(buf);
-            Ok(buf.len())
+        let flushed = conn.write_with(&mut inner, |slices| {
+            Ok(take(&mut written, slices, usize::MAX))
         });
         assert_eq!(flushed, Flushed::Done);
         assert!(!inner.blocked);
@@ -637,6 +716,89 @@ mod tests {
         Parser::write_message(&mut expected, b"abcdef", OpCode::Text, true, false);
         Parser::write_message(&mut expected, b"gh", OpCode::Text, true, false);
         assert_eq!(written, expected.to_vec(), "every byte once, in order");
+    }
+
+    #[test]
+    fn shared_and_own_frames_go_out_in_order_through_short_writes() {
+        let conn = conn(100);
+        conn.begin(&channel());
+        assert_eq!(conn.go_live(&channel(), None, "{}", &[]), GoLive::Queued);
+        let events: Vec<Envelope> = (1..=4).map(env).collect();
+        let mut expected = BytesMut::new();
+        Parser::write_message(&mut expected, b"{}", OpCode::Text, true, false);
+        for (i, e) in events.iter().enumerate() {
+            assert_eq!(conn.offer(e), Offer::Taken);
+            expected.extend_from_slice(e.wire());
+            let own = format!("own {i}");
+            conn.push_text(&own).unwrap();
+            Parser::write_message(&mut expected, own.as_bytes(), OpCode::Text, true, false);
+        }
+        conn.push_control(OpCode::Ping, b"");
+        Parser::write_message(&mut expected, b"", OpCode::Ping, true, false);
+        // A socket that takes 7 bytes a call, with a full socket between
+        // calls, while more frames arrive behind the batch.
+        let mut out = Vec::new();
+        let mut inner = conn.inner.lock();
+        let mut full = false;
+        let flushed = conn.write_with(&mut inner, |slices| {
+            full = !full;
+            if full {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            Ok(take(&mut out, slices, 7))
+        });
+        assert_eq!(flushed, Flushed::Blocked);
+        drop(inner);
+        assert_eq!(conn.offer(&env(9)), Offer::Taken);
+        expected.extend_from_slice(env(9).wire());
+        loop {
+            let mut inner = conn.inner.lock();
+            let mut calls = 0;
+            let flushed = conn.write_with(&mut inner, |slices| {
+                calls += 1;
+                if calls > 1 {
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok(take(&mut out, slices, 7))
+            });
+            if flushed == Flushed::Done {
+                break;
+            }
+        }
+        assert_eq!(out, expected.to_vec(), "every byte once, in order");
+        assert!(written(&conn).is_empty());
+    }
+
+    #[test]
+    fn a_close_that_drops_pending_keeps_the_frame_cut_short() {
+        let conn = conn(100);
+        conn.begin(&channel());
+        assert_eq!(conn.go_live(&channel(), None, "{}", &[]), GoLive::Queued);
+        let mut out = written(&conn);
+        out.clear();
+        assert_eq!(conn.offer(&env(1)), Offer::Taken);
+        let mut inner = conn.inner.lock();
+        let flushed = conn.write_with(&mut inner, |slices| {
+            if out.is_empty() {
+                Ok(take(&mut out, slices, 5))
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            }
+        });
+        assert_eq!(flushed, Flushed::Blocked);
+        drop(inner);
+        assert_eq!(conn.offer(&env(2)), Offer::Taken);
+        conn.push_close(
+            CloseReason {
+                code: actix_http::ws::CloseCode::Away,
+                description: None,
+            },
+            true,
+        );
+        out.extend(written(&conn));
+        let mut expected = env(1).wire().to_vec();
+        expected.extend_from_slice(&[0x88, 2, 0x03, 0xE9]);
+        assert_eq!(out, expected, "the started frame whole, then the close");
     }
 
     #[test]
