@@ -43,8 +43,8 @@ pub struct AppState {
     pub eventsub_ws: OnceLock<Arc<EventSubSockets>>,
     /// Alert queues and open overlays (SPEC §8).
     pub alerts: Arc<Alerts>,
-    /// Every worker's WebSocket writer; publishers wait on them
-    /// ([`Flushers::settle`]; webhooks: [`Flushers::settle_if_behind`]).
+    /// Every worker's WebSocket writer; publishes and webhooks wait on
+    /// them while they are behind ([`Flushers::settle_if_behind`]).
     pub flushers: Flushers,
     next_conn_id: AtomicU64,
 }

@@ -17,8 +17,8 @@ use crate::state::AppState;
 const IDEMPOTENCY_NAMESPACE: &str = "idem";
 const MAX_TYPE_CHARS: usize = 100;
 const MAX_TEXT_CHARS: usize = 1000;
-/// The longest a publish waits for its frames to be written before it is
-/// answered anyway: long enough for a pass over every viewer of a busy
+/// The longest a publish waits for the flusher pass in progress before it
+/// is answered anyway: long enough for a pass over every viewer of a busy
 /// instance, so that the wait stays the backpressure under overload.
 const PUBLISH_SETTLE_LIMIT: Duration = Duration::from_secs(10);
 
@@ -129,8 +129,10 @@ pub async fn post_publish(
         }
         _ => state.broker.publish(draft).await?.id().to_string(),
     };
-    // Answered once the frames are written: publishers cannot queue
-    // faster than the viewers' sockets take it (issue 14).
-    state.flushers.settle(PUBLISH_SETTLE_LIMIT).await;
+    // While the sockets are behind (a flusher pass in progress), answered
+    // once that pass is over: publishers cannot queue faster than the
+    // viewers' sockets take it (issue 14). Otherwise at once: the frames
+    // are queued and the flusher's next pass writes them.
+    state.flushers.settle_if_behind(PUBLISH_SETTLE_LIMIT).await;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"id": id})))
 }
