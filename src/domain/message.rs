@@ -4,7 +4,8 @@
 
 use std::sync::Arc;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use actix_http::ws::{OpCode, Parser};
+use bytes::{Bytes, BytesMut};
 use bytestring::ByteString;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
@@ -73,31 +74,19 @@ struct EnvelopeInner {
     event_type: String,
     /// The message JSON, `{"id":…,"channel":…}`.
     json: ByteString,
-    /// The WebSocket text frame as it goes on the wire (RFC 6455 §5.2:
-    /// FIN, text, unmasked, its length), its payload
+    /// The WebSocket text frame as it goes on the wire, its payload
     /// `{"op":"event","message":<json>}`. Encoded once: every viewer's
     /// outbox shares it instead of copying it (issue 14).
     wire: Bytes,
-    /// The payload alone: `wire` past its header, the same bytes.
-    frame: ByteString,
 }
 
-/// `payload` as one unmasked, final text frame, server to client
-/// (RFC 6455 §5.2): `0x81`, then the length in 7, 7+16 or 7+64 bits.
+/// `payload` as one unmasked, final text frame, server to client, as
+/// actix-http encodes it (RFC 6455 §5.2), in a buffer of its own that
+/// many outboxes can share.
 pub fn text_frame(payload: &str) -> Bytes {
-    let len = payload.len();
-    let mut out = BytesMut::with_capacity(len + 10);
-    out.put_u8(0x81);
-    if len < 126 {
-        out.put_u8(len as u8);
-    } else if let Ok(len) = u16::try_from(len) {
-        out.put_u8(126);
-        out.put_u16(len);
-    } else {
-        out.put_u8(127);
-        out.put_u64(len as u64);
-    }
-    out.put_slice(payload.as_bytes());
+    // The header is at most 10 bytes.
+    let mut out = BytesMut::with_capacity(payload.len() + 10);
+    Parser::write_message(&mut out, payload.as_bytes(), OpCode::Text, true, false);
     out.freeze()
 }
 
@@ -152,17 +141,12 @@ impl Envelope {
         let rest = body.get(1..).unwrap_or("}");
         let json = format!("{{\"id\":\"{id}\",{rest}");
         let frame = format!("{{\"op\":\"event\",\"message\":{json}}}");
-        let wire = text_frame(&frame);
-        // The same bytes, shared; they are `frame`'s, so valid UTF-8.
-        let frame = ByteString::try_from(wire.slice(wire.len() - frame.len()..))
-            .unwrap_or_else(|_| ByteString::from(frame));
         Self(Arc::new(EnvelopeInner {
             id,
             channel,
             event_type,
             json: ByteString::from(json),
-            wire,
-            frame,
+            wire: text_frame(&frame),
         }))
     }
 
@@ -186,9 +170,16 @@ impl Envelope {
         &self.0.json
     }
 
-    /// The ready WebSocket `event` frame's payload.
-    pub fn frame(&self) -> &ByteString {
-        &self.0.frame
+    /// The `event` frame's payload: `wire` past its header (2 bytes, or
+    /// 4 or 10 with a 16- or 64-bit length).
+    #[cfg(test)]
+    fn frame(&self) -> &str {
+        let header = match self.0.wire[1] {
+            126 => 4,
+            127 => 10,
+            _ => 2,
+        };
+        std::str::from_utf8(&self.0.wire[header..]).unwrap_or_default()
     }
 
     /// The `event` frame encoded for the wire, header included (shared:
@@ -230,7 +221,6 @@ mod tests {
 
     #[test]
     fn the_wire_frame_is_what_actix_http_encodes() {
-        use actix_http::ws::{OpCode, Parser};
         for len in [0, 1, 125, 126, 127, 65_535, 65_536, 70_000] {
             let payload = "x".repeat(len);
             let mut expected = BytesMut::new();

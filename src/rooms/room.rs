@@ -9,6 +9,7 @@
 //! frame is written once and the same text is queued on every receiving
 //! connection's outbox (`ws::conn`), never waiting on one.
 
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -508,14 +509,15 @@ impl Room {
 }
 
 /// Queues `text` for the subscribers of `kind` and of `kind:id` (once
-/// each), encoded once and shared by their outboxes.
+/// each), encoded once (when there is one) and shared by their outboxes.
 fn deliver(local: &Local, kind: &str, id: Option<&str>, text: &str) -> usize {
     let mut n = 0;
-    let wire = text_frame(text);
+    let wire = OnceCell::new();
+    let wire = || wire.get_or_init(|| text_frame(text));
     let bare = local.interests.get(kind);
     if let Some(conns) = bare {
         for c in conns.values() {
-            let _ = c.push_encoded(&wire);
+            let _ = c.push_encoded(wire());
         }
         n += conns.len();
     }
@@ -526,7 +528,7 @@ fn deliver(local: &Local, kind: &str, id: Option<&str>, text: &str) -> usize {
                 if bare.is_some_and(|b| b.contains_key(cid)) {
                     continue;
                 }
-                let _ = c.push_encoded(&wire);
+                let _ = c.push_encoded(wire());
                 n += 1;
             }
         }
